@@ -1,0 +1,104 @@
+"""Atomic file writing and safe weight loading, shared by every feature that touches disk.
+
+A file is written to a temporary name in the same folder, flushed and fsynced, then renamed
+over the target, so a crash never leaves a half-written file where a good one was. Weights are
+read with safetensors or ``torch.load(weights_only=True)``: never a full unpickle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from .errors import WeightsError
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None) -> None:
+    """Save a flat dict of tensors atomically: safetensors for ``.safetensors``, else torch.save."""
+    import torch
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save
+
+        flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+        atomic_write_bytes(path, save(flat, metadata=metadata))
+    else:
+        with atomic_open(path, "wb") as f:
+            torch.save(tensors, f)
+
+
+def load_tensors(path: str | os.PathLike, map_location: str = "cpu") -> dict:
+    """Load a state dict from ``.safetensors`` or a ``.pt``/``.pth`` file, never unpickling objects."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weight file not found: {path} (give the path of a .safetensors or .pth file)")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device=map_location)
+        except Exception as e:  # safetensors raises its own error types
+            raise WeightsError(f"{path}: not a valid safetensors file ({e})") from None
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(
+            f"{path}: cannot be loaded safely with weights_only=True ({first}); "
+            "save it as a plain state dict or as .safetensors"
+        ) from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+        obj = obj["model"]
+    if not isinstance(obj, dict):
+        raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a state dict of tensors")
+    return obj

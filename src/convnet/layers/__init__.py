@@ -1,0 +1,1 @@
+"""Blocks the notes name that torch lacks (one concept per file)."""

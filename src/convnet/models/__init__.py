@@ -1,0 +1,6 @@
+"""The zoo: every architecture the notes study, one family per file, behind one registry."""
+
+from ._registry import ModelCard, create_model, get_card, is_model, list_models, register_model
+from ._weights import load_weights
+
+__all__ = ["ModelCard", "create_model", "get_card", "is_model", "list_models", "load_weights", "register_model"]

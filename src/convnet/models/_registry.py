@@ -1,0 +1,119 @@
+"""The model registry: names -> builders, with a model card for each.
+
+A builder is a function ``(num_classes=..., in_chans=..., **options) -> nn.Module``. Registering
+records its card (family, year, paper, canonical input, expected parameter count, the result the
+notes quote) so ``convnet models`` and the tests need no per-model code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch.nn as nn
+
+from ..errors import ModelNotFoundError
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    name: str
+    builder: Callable[..., nn.Module]
+    family: str
+    year: int
+    paper: str
+    input_size: tuple[int, int, int]  # (C, H, W) at which the paper's numbers hold
+    params: int | None = None  # exact parameter count at the default head (tests assert it)
+    result: str = ""  # the result the notes or the paper quote, e.g. "ILSVRC-2012 top-5 15.3%"
+    num_classes: int = 1000
+    torchvision_keys: bool = False  # state-dict keys and shapes are exactly torchvision's
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+_MODELS: dict[str, ModelCard] = {}
+
+
+def register_model(
+    *,
+    family: str,
+    year: int,
+    paper: str,
+    input_size: tuple[int, int, int] = (3, 224, 224),
+    params: int | None = None,
+    result: str = "",
+    num_classes: int = 1000,
+    torchvision_keys: bool = False,
+    name: str | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator registering a builder under its function name (or ``name``)."""
+
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        key = name or fn.__name__
+        if key in _MODELS:
+            raise ValueError(f"model {key!r} is registered twice")
+        _MODELS[key] = ModelCard(
+            key, fn, family, year, paper, tuple(input_size), params, result, num_classes, torchvision_keys
+        )
+        return fn
+
+    return deco
+
+
+def _ensure_loaded() -> None:
+    from . import _zoo  # noqa: F401  (imports every family so each registers itself)
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Registered names, sorted; ``pattern`` is a shell glob (``resnet*``) or a substring."""
+    _ensure_loaded()
+    names = sorted(_MODELS)
+    if pattern:
+        glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
+        names = [n for n in names if fnmatch.fnmatch(n, glob)]
+    return names
+
+
+def get_card(name: str) -> ModelCard:
+    _ensure_loaded()
+    try:
+        return _MODELS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_MODELS), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; `convnet models` lists them"
+        raise ModelNotFoundError(f"unknown model {name!r}{hint}") from None
+
+
+def is_model(name: str) -> bool:
+    _ensure_loaded()
+    return name in _MODELS
+
+
+def create_model(
+    name: str,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    weights: str | None = None,
+    **options: Any,
+) -> nn.Module:
+    """Build a registered model; ``weights`` is a local .safetensors/.pth file to load.
+
+    With a ``num_classes`` different from the file's head, the backbone loads and the head
+    stays freshly initialized (fine-tuning); a message says so.
+    """
+    card = get_card(name)
+    kwargs: dict[str, Any] = dict(options)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    if in_chans is not None:
+        kwargs["in_chans"] = in_chans
+    model = card.builder(**kwargs)
+    model.default_input_size = (in_chans or card.input_size[0],) + tuple(card.input_size[1:])
+    model.model_name = name
+    if weights is not None:
+        from ._weights import load_weights
+
+        load_weights(model, weights)
+    return model

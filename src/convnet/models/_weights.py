@@ -1,0 +1,73 @@
+"""Loading a local weight file into a model, with one clear error when it does not fit."""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+import torch.nn as nn
+
+from .._io import load_tensors
+from ..errors import WeightsError
+
+
+def _strip_prefix(state: dict) -> dict:
+    if state and all(k.startswith("module.") for k in state):  # saved from DistributedDataParallel
+        return {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def load_weights(model: nn.Module, path: str, *, quiet: bool = False) -> nn.Module:
+    """Load ``path`` into ``model``. A head whose shape differs is left initialized (fine-tuning).
+
+    Raises WeightsError listing missing keys, unexpected keys and shape conflicts otherwise.
+    """
+    state = _strip_prefix(dict(load_tensors(path)))
+    own = model.state_dict()
+    if hasattr(model, "adapt_state_dict"):  # legacy key names (DenseNet's norm.1 and the like)
+        state = model.adapt_state_dict(state)
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    conflicts = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    head = _head_keys(model)
+    head_conflicts = [k for k in conflicts if k in head]
+    other_conflicts = [k for k in conflicts if k not in head]
+    if missing or unexpected or other_conflicts:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys ({_short(missing)})")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} keys ({_short(unexpected)})")
+        if other_conflicts:
+            parts.append(
+                "shape conflicts ("
+                + _short([f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in other_conflicts])
+                + ")"
+            )
+        raise WeightsError(f"{path} does not fit {type(model).__name__}: " + "; ".join(parts))
+    load = {k: v for k, v in state.items() if k not in head_conflicts}
+    with torch.no_grad():
+        model.load_state_dict(load, strict=False)
+    if head_conflicts and not quiet:
+        print(
+            f"loaded {path} except the classifier head ({', '.join(head_conflicts)}): its shape differs, "
+            "so it stays freshly initialized for fine-tuning",
+            file=sys.stderr,
+        )
+    return model
+
+
+def _head_keys(model: nn.Module) -> set[str]:
+    """State-dict keys of the last Linear (or last conv, for all-conv heads) in the model."""
+    last = None
+    for name, m in model.named_modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            last = name
+    if last is None:
+        return set()
+    return {f"{last}.weight", f"{last}.bias"}
+
+
+def _short(items: list[str], n: int = 4) -> str:
+    more = f", ... {len(items) - n} more" if len(items) > n else ""
+    return ", ".join(items[:n]) + more

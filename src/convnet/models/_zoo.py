@@ -1,0 +1,3 @@
+"""Imports every architecture family so each registers its builders."""
+
+from . import alexnet, lenet, vgg  # noqa: F401
