@@ -1,0 +1,13 @@
+"""Data: sources held in memory as uint8 tensors, checksum-verified downloads, batched augmentation.
+
+>>> from convnet.data import load
+>>> data = load("mnist-sample")          # 4,000 / 1,000 real MNIST digits, bundled
+>>> data.x_train.shape, data.input_size
+(torch.Size([4000, 1, 28, 28]), (1, 28, 28))
+"""
+
+from ._catalog import CATALOG, default_data_dir
+from .dataset import Dataset, channel_stats
+from .load import NAMES, load
+
+__all__ = ["CATALOG", "NAMES", "Dataset", "channel_stats", "default_data_dir", "load"]

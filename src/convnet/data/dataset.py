@@ -1,0 +1,119 @@
+"""The in-memory data set every source produces: uint8 images, int64 labels, class names, statistics.
+
+Images stay uint8 (N, C, H, W) in memory: a quarter of float32's bytes, and exactly what the
+files hold. They become floats only batch by batch, on the training device, in
+:func:`convnet.data.augment.normalize`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import DataError
+
+
+@dataclass(repr=False)
+class Dataset:
+    """A train/test split held in memory.
+
+    Attributes:
+        name: where it came from ("mnist-sample", "cifar10", a path).
+        x_train: uint8 tensor (N_train, C, H, W).
+        y_train: int64 tensor (N_train,), values in [0, len(classes)).
+        x_test: uint8 tensor (N_test, C, H, W).
+        y_test: int64 tensor (N_test,).
+        classes: class names; ``classes[k]`` names label k.
+        mean, std: per-channel statistics of ``x_train`` in [0, 1] units (pixel / 255),
+            population std over every pixel of the channel. Computed when not given.
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: list[str]
+    mean: tuple[float, ...] | None = field(default=None)
+    std: tuple[float, ...] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if x.dtype != torch.uint8 or x.dim() != 4:
+                raise DataError(
+                    f"{self.name}: x_{split} must be a uint8 (N, C, H, W) tensor, "
+                    f"got {x.dtype} {tuple(x.shape)}"
+                )
+            if y.dim() != 1 or y.shape[0] != x.shape[0]:
+                raise DataError(
+                    f"{self.name}: y_{split} has {tuple(y.shape)} labels for {x.shape[0]} images"
+                )
+            y = y.long()
+            setattr(self, f"y_{split}", y)
+            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= len(self.classes)):
+                raise DataError(
+                    f"{self.name}: {split} labels span [{int(y.min())}, {int(y.max())}] "
+                    f"but there are {len(self.classes)} classes"
+                )
+        if self.x_train.shape[1:] != self.x_test.shape[1:] and self.x_test.shape[0]:
+            raise DataError(
+                f"{self.name}: train images are {tuple(self.x_train.shape[1:])} "
+                f"but test images are {tuple(self.x_test.shape[1:])}"
+            )
+        if self.mean is None or self.std is None:
+            mean, std = channel_stats(self.x_train)
+            self.mean = self.mean if self.mean is not None else mean
+            self.std = self.std if self.std is not None else std
+        self.mean = tuple(float(m) for m in self.mean)
+        self.std = tuple(float(s) for s in self.std)
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        c, h, w = self.x_train.shape[1:]
+        return int(c), int(h), int(w)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return int(self.x_train.shape[0] + self.x_test.shape[0])
+
+    def __repr__(self) -> str:
+        c, h, w = self.input_size
+        return (
+            f"Dataset({self.name!r}, train={self.x_train.shape[0]}, test={self.x_test.shape[0]}, "
+            f"input_size=({c}, {h}, {w}), classes={len(self.classes)}, "
+            f"mean={_fmt(self.mean)}, std={_fmt(self.std)})"
+        )
+
+
+def _fmt(values: tuple[float, ...] | None) -> str:
+    return "(" + ", ".join(f"{v:.4f}" for v in values or ()) + ")"
+
+
+def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and population std of a uint8 (N, C, H, W) tensor, in [0, 1] units.
+
+    Exact and memory-light: a 256-bin histogram per channel gives
+    mean = sum_v v * n_v / n and var = sum_v v^2 * n_v / n - mean^2 (in float64),
+    without ever making a float copy of the images.
+    """
+    if x.shape[0] == 0:
+        raise DataError("cannot compute statistics of an empty training split")
+    values = torch.arange(256, dtype=torch.float64)
+    means, stds = [], []
+    for c in range(x.shape[1]):
+        counts = torch.zeros(256, dtype=torch.float64)
+        for start in range(0, x.shape[0], 4096):  # chunks keep the int64 copy small
+            chunk = x[start : start + 4096, c].reshape(-1).long()
+            counts += torch.bincount(chunk, minlength=256).double()
+        n = counts.sum()
+        mean = (values * counts).sum() / n
+        var = ((values * values) * counts).sum() / n - mean * mean
+        means.append(float(mean) / 255.0)
+        stds.append(float(var.clamp_min(0).sqrt()) / 255.0)
+    return tuple(means), tuple(stds)
