@@ -1,0 +1,145 @@
+"""Batched data augmentation on the training device: whole-batch tensor operations, no per-image loop.
+
+Every random operation draws its per-sample choices from a ``torch.Generator`` (on the CPU or
+on the batch's device); with the same generator state it makes the same choices on any device,
+which is what makes an interrupted run resumable bit for bit. Images are (N, C, H, W); crops
+and flips work on uint8 (cheap: a quarter of float32's bytes) or float.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def _pair(size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(size, int):
+        return size, size
+    h, w = size
+    return int(h), int(w)
+
+
+def _randint(
+    high: int, n: int, generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
+    """``n`` integers uniform in [0, high), drawn on the generator's device, moved to ``device``."""
+    where = generator.device if generator is not None else device
+    return torch.randint(high, (n,), generator=generator, device=where).to(device)
+
+
+def _rand(n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    where = generator.device if generator is not None else device
+    return torch.rand(n, generator=generator, device=where).to(device)
+
+
+def pad_to(x: torch.Tensor, size: int | Sequence[int], value: float = 0) -> torch.Tensor:
+    """Pad (N, C, H, W) images with ``value`` to (N, C, *size), centred.
+
+    MNIST's 28x28 digits become LeNet-5's 32x32 input with 2 pixels on every side, as in
+    LeCun et al. (1998). An odd difference puts the extra pixel at the bottom/right.
+    """
+    th, tw = _pair(size)
+    h, w = x.shape[-2:]
+    if th < h or tw < w:
+        raise ValueError(f"pad_to: cannot pad {h}x{w} images to a smaller {th}x{tw}")
+    top, left = (th - h) // 2, (tw - w) // 2
+    return F.pad(x, (left, tw - w - left, top, th - h - top), value=value)
+
+
+def random_crop(
+    x: torch.Tensor,
+    padding: int = 0,
+    *,
+    size: int | Sequence[int] | None = None,
+    generator: torch.Generator | None = None,
+    value: float = 0,
+) -> torch.Tensor:
+    """Pad by ``padding`` on every side, then cut a ``size`` window at a random offset per sample.
+
+    With the default ``size`` (the input's H, W) this is the "pad 4 and crop 32" shift of
+    CIFAR training: sample i is shifted by (dy_i, dx_i) uniform in [-padding, padding]. With a
+    smaller ``size`` it is AlexNet's random 224x224 crop of a 256x256 image.
+
+    out[i, c, r, s] = padded[i, c, oy_i + r, ox_i + s],
+    oy_i ~ U{0..H + 2p - h}, ox_i ~ U{0..W + 2p - w}. One gather, no Python loop over samples.
+    """
+    n, c, h, w = x.shape
+    oh, ow = (h, w) if size is None else _pair(size)
+    if padding:
+        x = F.pad(x, (padding, padding, padding, padding), value=value)
+    ph, pw = x.shape[-2:]
+    if oh > ph or ow > pw:
+        raise ValueError(f"random_crop: a {oh}x{ow} crop does not fit in {ph}x{pw} (padded) images")
+    oy = _randint(ph - oh + 1, n, generator, x.device)
+    ox = _randint(pw - ow + 1, n, generator, x.device)
+    rows = (oy[:, None] + torch.arange(oh, device=x.device))[:, None, :, None]  # (N, 1, oh, 1)
+    cols = (ox[:, None] + torch.arange(ow, device=x.device))[:, None, None, :]  # (N, 1, 1, ow)
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chans = torch.arange(c, device=x.device)[None, :, None, None]
+    return x[batch, chans, rows, cols]
+
+
+def center_crop(x: torch.Tensor, size: int | Sequence[int]) -> torch.Tensor:
+    """The central ``size`` window of (N, C, H, W) images (the test-time partner of random_crop)."""
+    oh, ow = _pair(size)
+    h, w = x.shape[-2:]
+    if oh > h or ow > w:
+        raise ValueError(f"center_crop: a {oh}x{ow} crop does not fit in {h}x{w} images")
+    top, left = (h - oh) // 2, (w - ow) // 2
+    return x[..., top : top + oh, left : left + ow]
+
+
+def hflip(
+    x: torch.Tensor, p: float = 0.5, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Mirror each sample left-right with probability ``p``, independently per sample."""
+    flip = _rand(x.shape[0], generator, x.device) < p
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def normalize(
+    x: torch.Tensor,
+    mean: Sequence[float],
+    std: Sequence[float],
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """uint8 pixels -> floats: y = (x / 255 - mean_c) / std_c per channel c.
+
+    ``mean`` and ``std`` are in [0, 1] units (``Dataset.mean``/``std``). The arithmetic runs in
+    float32 and the result is cast to ``dtype`` (bf16 would round x / 255 first otherwise).
+    """
+    c = x.shape[1]
+    if len(mean) != c or len(std) != c:
+        raise ValueError(f"normalize: {c} channels but {len(mean)} means and {len(std)} stds")
+    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, c, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, c, 1, 1)
+    scale = 1.0 / (255.0 * s)  # fold the two divisions into one multiply-add
+    return (x.to(torch.float32) * scale - m / s).to(dtype)
+
+
+def cutout(
+    x: torch.Tensor,
+    size: int,
+    *,
+    p: float = 1.0,
+    generator: torch.Generator | None = None,
+    value: float = 0,
+) -> torch.Tensor:
+    """Set a ``size`` x ``size`` square to ``value`` in each sample (DeVries & Taylor, 2017).
+
+    The square's centre is uniform over the image, so the square may be clipped at the border;
+    it is applied to a sample with probability ``p``. Applied after :func:`normalize`,
+    ``value=0`` fills with the data set's mean.
+    """
+    n, _, h, w = x.shape
+    cy = _randint(h, n, generator, x.device)
+    cx = _randint(w, n, generator, x.device)
+    keep = _rand(n, generator, x.device) < p
+    y0, x0 = cy - size // 2, cx - size // 2
+    ys, xs = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+    in_y = (ys >= y0[:, None]) & (ys < (y0 + size)[:, None])  # (N, H)
+    in_x = (xs >= x0[:, None]) & (xs < (x0 + size)[:, None])  # (N, W)
+    mask = in_y[:, :, None] & in_x[:, None, :] & keep[:, None, None]  # (N, H, W)
+    return x.masked_fill(mask[:, None], value)

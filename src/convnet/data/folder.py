@@ -1,0 +1,223 @@
+"""Image-folder trees: one class per sub-folder, JPEG/PNG files, decoded into memory as uint8.
+
+Two layouts are recognised:
+
+    root/train/<class>/*.png  and  root/test/<class>/*.png   (or root/val/...)
+    root/<class>/*.jpg        (a seeded, stratified share of each class becomes the test split)
+
+Images are converted to RGB (or kept grayscale when every image is grayscale), resized so the
+shorter side fits ``image_size`` and centre-cropped to it. A file that cannot be decoded is
+reported by its path: skipped with a warning listing every such file, or, with ``strict``,
+raised as a DataError. Never a crash in the middle of an epoch: all decoding happens here.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .dataset import Dataset
+
+EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+
+
+class CorruptImageWarning(UserWarning):
+    """Some images in a folder could not be decoded and were left out."""
+
+
+def _classes_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _images_in(folder: Path) -> list[Path]:
+    files = [
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in EXTENSIONS and p.is_file() and not p.name.startswith(".")
+    ]
+    return sorted(files)
+
+
+def _split_folders(root: Path) -> tuple[Path, Path] | None:
+    train = root / "train"
+    for name in ("test", "val", "valid", "validation"):
+        test = root / name
+        if train.is_dir() and test.is_dir() and _classes_in(train):
+            return train, test
+    return None
+
+
+def _decode(path: Path, size: tuple[int, int] | None) -> np.ndarray | str:
+    """(H, W) or (H, W, 3) uint8 array, or the reason the file could not be decoded."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now: a truncated file fails here, not later
+            img = img.convert("L") if img.mode in _GRAY_MODES else img.convert("RGB")
+            if size is not None:
+                img = _resize_crop(img, size)
+            return np.asarray(img, dtype=np.uint8)
+    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
+        return f"{type(e).__name__}: {e}".splitlines()[0]
+
+
+def _resize_crop(img, size: tuple[int, int]):
+    """Scale so the image covers (H, W) (its shorter side fits), then cut the centre."""
+    from PIL import Image
+
+    th, tw = size
+    w, h = img.size
+    scale = max(th / h, tw / w)
+    nw, nh = max(tw, round(w * scale)), max(th, round(h * scale))
+    if (nw, nh) != (w, h):
+        img = img.resize((nw, nh), Image.Resampling.BILINEAR)
+    left, top = (nw - tw) // 2, (nh - th) // 2
+    return img.crop((left, top, left + tw, top + th))
+
+
+def _stack(arrays: list[np.ndarray], channels: int, size: tuple[int, int]) -> torch.Tensor:
+    out = np.empty((len(arrays), channels, *size), dtype=np.uint8)
+    for i, a in enumerate(arrays):
+        out[i] = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # gray broadcasts to RGB
+    return torch.from_numpy(out)
+
+
+def load_image_folder(
+    root: str | Path,
+    *,
+    image_size: int | Sequence[int] | None = None,
+    strict: bool = False,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    progress: bool = True,
+) -> Dataset:
+    """Decode an image-folder tree into a :class:`Dataset` of uint8 (N, C, H, W) images.
+
+    Args:
+        image_size: (H, W) or an int; default the images' own size, which must then be the same
+            for every image.
+        strict: raise DataError naming the first corrupt file instead of skipping it.
+        test_fraction, seed: for a tree without train/test sub-folders, each class's files are
+            permuted with ``torch.Generator().manual_seed(seed)`` and the first
+            ``round(n * test_fraction)`` become test images.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder")
+    if not 0.0 <= test_fraction < 1.0:
+        raise DataError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    size = None if image_size is None else _pair(image_size)
+
+    split = _split_folders(root)
+    train_files: list[tuple[Path, int]] = []
+    test_files: list[tuple[Path, int]] = []
+    if split is not None:
+        classes = _classes_in(split[0])
+        for name in _classes_in(split[1]):
+            if name not in classes:
+                raise DataError(f"{split[1] / name}: class {name!r} has no folder in {split[0]}")
+        for k, name in enumerate(classes):
+            train_files += [(p, k) for p in _images_in(split[0] / name)]
+            if (split[1] / name).is_dir():
+                test_files += [(p, k) for p in _images_in(split[1] / name)]
+    else:
+        classes = _classes_in(root)
+        if not classes:
+            raise DataError(
+                f"{root}: no class sub-folders (expected {root}/<class>/*.png or "
+                f"{root}/train/<class>/ and {root}/test/<class>/)"
+            )
+        g = torch.Generator().manual_seed(seed)
+        for k, name in enumerate(classes):
+            files = _images_in(root / name)
+            order = torch.randperm(len(files), generator=g).tolist()
+            n_test = int(round(len(files) * test_fraction))
+            test_files += [(files[i], k) for i in sorted(order[:n_test])]
+            train_files += [(files[i], k) for i in sorted(order[n_test:])]
+    if not train_files:
+        raise DataError(f"{root}: no images ({', '.join(sorted(EXTENSIONS))}) in the class folders")
+
+    everything = train_files + test_files
+    decoded = _decode_all([p for p, _ in everything], size, progress)
+    bad = [(p, r) for (p, _), r in zip(everything, decoded) if isinstance(r, str)]
+    if bad and strict:
+        path, reason = bad[0]
+        raise DataError(f"{path}: cannot decode image ({reason}); remove or replace it")
+    if bad:
+        listed = "; ".join(f"{p} ({r})" for p, r in bad)
+        warnings.warn(
+            f"skipped {len(bad)} corrupt image(s) in {root}: {listed}",
+            CorruptImageWarning,
+            stacklevel=3,
+        )
+    good = [(a, k, i < len(train_files)) for i, (a, (_, k)) in enumerate(zip(decoded, everything))]
+    good = [t for t in good if not isinstance(t[0], str)]
+    if not any(is_train for _, _, is_train in good):
+        raise DataError(f"{root}: no training image could be decoded")
+
+    if size is None:
+        sizes = {a.shape[:2] for a, _, _ in good}
+        if len(sizes) > 1:
+            a, b = sorted(sizes)[:2]
+            raise DataError(
+                f"{root}: images differ in size ({a[0]}x{a[1]}, {b[0]}x{b[1]}, ...); "
+                "pass image_size=(H, W) (--image-size) to resize and centre-crop them"
+            )
+        size = next(iter(sizes))
+    channels = 1 if all(a.ndim == 2 for a, _, _ in good) else 3
+
+    def part(train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [(a, k) for a, k, t in good if t == train]
+        x = _stack([a for a, _ in rows], channels, size)
+        return x, torch.tensor([k for _, k in rows], dtype=torch.int64)
+
+    x_train, y_train = part(True)
+    x_test, y_test = part(False)
+    return Dataset(str(root), x_train, y_train, x_test, y_test, classes)
+
+
+def _pair(size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(size, int):
+        return size, size
+    h, w = size
+    return int(h), int(w)
+
+
+def _decode_all(
+    paths: list[Path], size: tuple[int, int] | None, progress: bool
+) -> list[np.ndarray | str]:
+    """Decode in threads (PIL releases the GIL while decoding), keeping the order of ``paths``."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    workers = min(8, os.cpu_count() or 1)
+    results: list[np.ndarray | str] = []
+    columns = (
+        TextColumn("decoding images"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with (
+        ThreadPoolExecutor(workers) as pool,
+        Progress(*columns, transient=True, disable=not progress or len(paths) < 500) as bar,
+    ):
+        task = bar.add_task("decode", total=len(paths))
+        for r in pool.map(lambda p: _decode(p, size), paths, chunksize=16):
+            results.append(r)
+            bar.advance(task)
+    return results
