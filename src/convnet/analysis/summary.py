@@ -1,0 +1,334 @@
+"""``summary(model)``: the notes' layer table for any model, from one trace on the meta device.
+
+Per layer: output volume, activations (values and bytes), weights and biases, multiply-adds,
+receptive field. Totals as seed 001 adds them up for VGG-16: parameters, forward activation
+memory per image (x2 for the backward pass), parameter memory with gradients and optimizer
+state, and the training memory at a batch size. The notes' rules are checked on the way:
+an output size (W - F + 2P)/S + 1 that is not whole, a filter larger than its padded input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..errors import ShapeError
+from . import formulas
+from .trace import Call, Window, trace
+
+DTYPES = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+    "float64": torch.float64,
+}
+OPTIMIZER_STATE = {"sgd": 0, "momentum": 1, "adam": 2}  # extra fp32 copies of the parameters
+
+
+@dataclass
+class LayerRow:
+    path: str
+    type: str
+    hyper: str
+    output: tuple[int, ...] | None
+    activations: int  # output values per image
+    new_memory: bool  # False when the output reuses its input's memory (in-place op or view)
+    weights: int
+    biases: int
+    params: int
+    macs: int  # multiply-adds per image
+    rf: dict[str, Any] | None  # {"size", "jump", "start"}; None where units see the whole input
+    depth: int = 0
+    shared: bool = False
+    source: str | None = None  # position in a pattern-language line, when built from one
+
+    @property
+    def volume(self) -> str:
+        """The output volume as the notes write it: WxHxD."""
+        return volume(self.output)
+
+
+def volume(shape: tuple[int, ...] | None) -> str:
+    if shape is None:
+        return "-"
+    if len(shape) == 3:
+        c, h, w = shape
+        return f"{w}x{h}x{c}"
+    if len(shape) == 1:
+        return f"1x1x{shape[0]}"
+    return "x".join(str(s) for s in shape)
+
+
+@dataclass
+class Summary:
+    model: str
+    input: tuple[int, ...]
+    rows: list[LayerRow]
+    totals: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    dtype: str = "float32"
+    batch_size: int = 1
+    containers: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "input": list(self.input),
+            "dtype": self.dtype,
+            "batch_size": self.batch_size,
+            "rows": [
+                {
+                    "path": r.path,
+                    "type": r.type,
+                    "hyper": r.hyper,
+                    "output": list(r.output) if r.output is not None else None,
+                    "activations": r.activations,
+                    "new_memory": r.new_memory,
+                    "weights": r.weights,
+                    "biases": r.biases,
+                    "params": r.params,
+                    "macs": r.macs,
+                    "rf": r.rf,
+                    "shared": r.shared,
+                }
+                for r in self.rows
+            ],
+            "totals": dict(self.totals),
+            "warnings": list(self.warnings),
+        }
+
+    def render(self, fmt: str = "table", width: int | None = None) -> str:
+        from . import report
+
+        return report.render(self, fmt, width=width)
+
+    def __str__(self) -> str:
+        return self.render("table")
+
+
+def _hyper(call: Call) -> str:
+    m = call.module
+    w = call.window
+    parts = []
+    if w is not None:
+
+        def one(v):
+            return str(v[0]) if v[0] == v[1] else f"{v[0]}x{v[1]}"
+
+        parts += [f"F={one(w.f)}", f"S={one(w.s)}", f"P={one(tuple(_num(x) for x in w.p))}"]
+        if w.d != (1, 1):
+            parts.append(f"d={one(w.d)}")
+    if isinstance(m, nn.Conv2d) and m.groups != 1:
+        parts.append(f"g={m.groups}")
+    if isinstance(m, nn.Linear):
+        parts.append(f"{m.in_features}->{m.out_features}")
+    if isinstance(m, nn.Dropout):
+        parts.append(f"p={m.p}")
+    if isinstance(m, nn.LocalResponseNorm):
+        parts.append(f"n={m.size} a={m.alpha:g} b={m.beta:g} k={m.k:g}")
+    if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        parts.insert(0, f"out={m.output_size}")
+    return " ".join(parts)
+
+
+def _num(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else x
+
+
+class _Rules:
+    """The notes' hyperparameter rules, applied to every sliding window as the trace meets it."""
+
+    def __init__(self, strict: bool):
+        self.strict = strict
+        self.warnings: list[str] = []
+        self._seen: set[tuple] = set()
+
+    def __call__(self, name: str, x: torch.Tensor, w: Window, path: str, module: nn.Module) -> None:
+        kind = "conv" if name == "conv2d" else "pool"
+        where = f"{path or 'input'} ({type(module).__name__ if path else name})"
+        src = getattr(module, "notation_source", None)
+        if src:
+            where += f" at {src}"
+        for i, axis in enumerate(("height", "width")):
+            n, f, s, p, d = x.shape[2 + i], w.f[i], w.s[i], w.p[i], w.d[i]
+            k = formulas.effective_kernel(f, d)
+            if i == 1 and (n, f, s, p, d) == (x.shape[2], w.f[0], w.s[0], w.p[0], w.d[0]):
+                break  # square: one message covers both axes
+            padded = n + 2 * p
+            if k > padded:
+                raise ShapeError(
+                    f"{where}: the {k}x{k} {kind} window is larger than its padded input "
+                    f"({n} + 2*{_num(p)} = {_num(padded)} pixels of {axis}); use a smaller filter, "
+                    "more padding, or a larger input"
+                )
+            exact = Fraction(int(n - k + 2 * p), 1) / s + 1 if float(2 * p).is_integer() else None
+            if exact is None:
+                continue
+            if exact.denominator == 1:
+                continue
+            key = (path, name, n, f, s, p, d)
+            if key in self._seen:
+                continue
+            self._seen.add(key)
+            f_txt = f"{f}" if d == 1 else f"{f} (dilated to {k})"
+            got = math.ceil(exact) if w.ceil_mode else math.floor(exact)
+            lost = int(n - k + 2 * p) % s
+            msg = (
+                f"{where}: ({n} - {f_txt} + 2*{_num(p)})/{s} + 1 = {float(exact):.4g} is not whole, so the "
+                f"{kind} does not fit the {n}-pixel {axis}; torch {'rounds it up' if w.ceil_mode else 'floors it'} "
+                f"to {got}"
+                + ("" if w.ceil_mode else f" and never sees the last {lost} pixel(s)")
+                + ". Fits with "
+                + _suggest(n, f, s, p, d)
+            )
+            if self.strict:
+                raise ShapeError(msg)
+            self.warnings.append(msg)
+
+
+def _suggest(n: int, f: int, s: int, p: float, d: int) -> str:
+    options = []
+    pads = formulas.fitting_paddings(n, f, s, d)
+    if pads:
+        options.append("padding P=" + " or ".join(map(str, pads[:3])))
+    strides = [
+        x for x in formulas.fitting_strides(n, f, int(p), d, max_stride=max(2 * s, 4)) if x != s
+    ]
+    if strides:
+        options.append("stride S=" + " or ".join(map(str, strides[:3])))
+    lo, hi = formulas.nearest_fitting_inputs(n, f, s, int(p), d)
+    options.append(f"a layer input of {lo} or {hi}" if lo > 0 else f"a layer input of {hi}")
+    return ", ".join(options)
+
+
+def summary(
+    model: nn.Module | str,
+    input_size: tuple[int, ...] | None = None,
+    batch_size: int = 1,
+    *,
+    dtype: str | torch.dtype = "float32",
+    optimizer: str = "sgd",
+    memory_gb: float | None = None,
+    strict: bool = False,
+    training_memory: bool = True,
+) -> Summary:
+    """The notes' table for ``model`` (a module, a zoo name or a pattern-language line).
+
+    ``input_size`` is (C, H, W); by default the model's own (zoo models and lines with
+    ``INPUT[WxHxD]`` carry one). Nothing is computed on real weights: the trace runs on the meta
+    device, so VGG-16 summarizes in well under a second.
+    """
+    name = model if isinstance(model, str) else getattr(model, "model_name", type(model).__name__)
+    if isinstance(model, str):
+        from .._resolve import resolve_model
+
+        with torch.device("meta"):
+            model = resolve_model(model)
+    if input_size is None:
+        input_size = getattr(model, "default_input_size", None)
+        if input_size is None:
+            raise ShapeError(
+                f"{name}: give the input size, e.g. input_size=(3, 224, 224) or --input 3x224x224"
+            )
+    input_size = tuple(int(v) for v in input_size)
+    if isinstance(dtype, torch.dtype):
+        dtype = next(k for k, v in DTYPES.items() if v == dtype)
+    if dtype not in DTYPES:
+        raise ShapeError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+    if optimizer not in OPTIMIZER_STATE:
+        raise ShapeError(
+            f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZER_STATE)}"
+        )
+    if batch_size < 1:
+        raise ShapeError(f"batch size must be at least 1, got {batch_size}")
+
+    rules = _Rules(strict)
+    try:
+        rec = trace(model, input_size, check=rules)
+    except ShapeError:
+        raise
+    except RuntimeError as e:
+        line = str(e).strip().splitlines()[0]
+        raise ShapeError(f"{name} does not run on a {volume(input_size)} input: {line}") from None
+
+    rows = [_row(c) for c in rec.calls]
+    itemsize = torch.empty((), dtype=DTYPES[dtype]).element_size()
+    params = list(model.parameters())
+    n_params = sum(p.numel() for p in params)
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    activations = math.prod(input_size) + sum(r.activations for r in rows if r.new_memory)
+    forward_bytes = activations * itemsize
+    param_bytes = n_params * 4  # fp32 master weights, also under bf16 autocast
+    totals: dict[str, Any] = {
+        "params": n_params,
+        "trainable_params": trainable,
+        "frozen_params": n_params - trainable,
+        "weights": sum(r.weights for r in rows),
+        "biases": sum(r.biases for r in rows),
+        "activations": activations,
+        "macs": sum(r.macs for r in rows),
+        "flops": 2 * sum(r.macs for r in rows),
+        "forward_bytes": forward_bytes,
+        "forward_backward_bytes": 2 * forward_bytes,
+        "param_bytes": param_bytes,
+        "param_grad_optimizer_bytes": param_bytes * (2 + OPTIMIZER_STATE[optimizer]),
+        "notes_training_bytes": param_bytes * (2 + OPTIMIZER_STATE[optimizer])
+        + 2 * forward_bytes * batch_size,
+        "training_bytes": None,
+        "max_batch": None,
+    }
+    if training_memory:
+        try:
+            from .memory import estimate_training_memory, max_batch
+        except ImportError:  # pragma: no cover - the estimator lands in its own change
+            training_memory = False
+    if training_memory:
+        est = estimate_training_memory(
+            model, input_size, batch_size, optimizer=optimizer, dtype=DTYPES[dtype]
+        )
+        totals["training_bytes"] = est.peak_bytes
+        if memory_gb is not None:
+            totals["max_batch"] = max_batch(
+                model, input_size, int(memory_gb * 2**30), optimizer=optimizer, dtype=DTYPES[dtype]
+            )
+    containers = {
+        n: type(m).__name__ for n, m in model.named_modules() if any(True for _ in m.children())
+    }
+    return Summary(name, input_size, rows, totals, rules.warnings, dtype, batch_size, containers)
+
+
+def _row(c: Call) -> LayerRow:
+    weights = sum(v for k, v in c.params.items() if not k.endswith("bias"))
+    biases = sum(v for k, v in c.params.items() if k.endswith("bias"))
+    rf = None
+    if c.rf is not None:
+        h, w = c.rf
+        rf = {
+            "size": _num(h.size) if h.size == w.size else [_num(h.size), _num(w.size)],
+            "jump": _num(h.jump) if h.jump == w.jump else [_num(h.jump), _num(w.jump)],
+            "start": _num(h.start) if h.start == w.start else [_num(h.start), _num(w.start)],
+        }
+    return LayerRow(
+        path=c.path,
+        type=c.type,
+        hyper=_hyper(c),
+        output=c.output,
+        activations=math.prod(c.output) if c.output else 0,
+        new_memory=c.new_memory,
+        weights=weights,
+        biases=biases,
+        params=weights + biases,
+        macs=c.macs,
+        rf=rf,
+        depth=c.depth,
+        shared=c.shared,
+        source=c.source,
+    )
+
+
+__all__ = ["LayerRow", "Summary", "summary", "volume"]

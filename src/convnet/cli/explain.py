@@ -1,0 +1,108 @@
+"""``convnet explain conv|pool|fc|stack``: the notes' formulas, step by step."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("explain", help="the notes' layer arithmetic worked step by step")
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
+
+    conv = kinds.add_parser(
+        "conv", help="output size, parameters with and without sharing, im2col, MACs"
+    )
+    conv.add_argument("--input", required=True, help="input volume W x H x D, e.g. 227x227x3")
+    conv.add_argument("--filter", type=int, required=True, help="filter size F")
+    conv.add_argument("--stride", type=int, default=1, help="stride S (default 1)")
+    conv.add_argument("--pad", type=int, default=0, help="zero padding P (default 0)")
+    conv.add_argument("--filters", type=int, required=True, help="number of filters K")
+    conv.add_argument("--dilation", type=int, default=1)
+    conv.set_defaults(func=_conv)
+
+    pool = kinds.add_parser("pool", help="pooling output size and the share of activations dropped")
+    pool.add_argument("--input", required=True, help="input volume W x H x D, e.g. 224x224x64")
+    pool.add_argument("--filter", type=int, default=2)
+    pool.add_argument("--stride", type=int, default=2)
+    pool.add_argument("--pad", type=int, default=0)
+    pool.add_argument("--kind", choices=["max", "avg", "l2"], default="max")
+    pool.set_defaults(func=_pool)
+
+    fc = kinds.add_parser("fc", help="a fully connected layer, and the same layer as a convolution")
+    fc.add_argument("--input", required=True, help="input volume W x H x D, e.g. 7x7x512")
+    fc.add_argument("--outputs", type=int, required=True, help="number of neurons")
+    fc.set_defaults(func=_fc)
+
+    stack = kinds.add_parser(
+        "stack", help="receptive field and parameters of stacked small filters"
+    )
+    stack.add_argument("--filter", type=int, default=3)
+    stack.add_argument("--depth", type=int, default=3)
+    stack.add_argument("--channels", default="C", help="a number, or C to keep it symbolic")
+    stack.set_defaults(func=_stack)
+
+
+def _print(lines: list[str]) -> int:
+    print("\n".join(lines))
+    return 0
+
+
+def _positive(**values: int) -> None:
+    from ..errors import ShapeError
+
+    for name, v in values.items():
+        if v is not None and v < (0 if name == "pad" else 1):
+            raise ShapeError(
+                f"--{name} must be {'>= 0' if name == 'pad' else 'at least 1'}, got {v}"
+            )
+
+
+def _conv(args: argparse.Namespace) -> int:
+    from ..analysis.explain import explain_conv, parse_volume
+
+    _positive(
+        filter=args.filter,
+        stride=args.stride,
+        pad=args.pad,
+        filters=args.filters,
+        dilation=args.dilation,
+    )
+    return _print(
+        explain_conv(
+            parse_volume(args.input),
+            args.filter,
+            args.stride,
+            args.pad,
+            args.filters,
+            args.dilation,
+        )
+    )
+
+
+def _pool(args: argparse.Namespace) -> int:
+    from ..analysis.explain import explain_pool, parse_volume
+
+    _positive(filter=args.filter, stride=args.stride, pad=args.pad)
+    return _print(
+        explain_pool(parse_volume(args.input), args.filter, args.stride, args.pad, args.kind)
+    )
+
+
+def _fc(args: argparse.Namespace) -> int:
+    from ..analysis.explain import explain_fc, parse_volume
+
+    _positive(outputs=args.outputs)
+    return _print(explain_fc(parse_volume(args.input), args.outputs))
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from ..analysis.explain import explain_stack
+    from ..errors import ShapeError
+
+    channels = None
+    if args.channels.upper() != "C":
+        if not args.channels.isdigit() or int(args.channels) < 1:
+            raise ShapeError(f"--channels {args.channels!r}: give a positive number, or C")
+        channels = int(args.channels)
+    _positive(filter=args.filter, depth=args.depth)
+    return _print(explain_stack(args.filter, args.depth, channels))

@@ -1,0 +1,84 @@
+"""``convnet summary MODEL``: the notes' layer table for any model."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import ConvnetError
+
+
+def parse_input(text: str, channels: int | None = None) -> tuple[int, int, int]:
+    """'3x224x224' (C x H x W), '224x224' or '224' (channels from the model) -> (C, H, W)."""
+    try:
+        parts = [int(p) for p in text.lower().replace("*", "x").split("x")]
+    except ValueError:
+        parts = []
+    if not parts or any(p <= 0 for p in parts) or len(parts) > 3:
+        raise ConvnetError(
+            f"--input {text!r}: write C x H x W, e.g. 3x224x224, or H x W, or one size like 224"
+        )
+    if len(parts) == 3:
+        return tuple(parts)  # type: ignore[return-value]
+    c = channels or 3
+    return (c, parts[0], parts[-1])
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "summary",
+        help="per-layer volumes, memory, weights, MACs and receptive fields, as the notes tabulate them",
+        description="Print the notes' layer table for MODEL: a zoo name, a pattern-language line, "
+        "or path/to/file.py:Name.",
+    )
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument(
+        "--input", help="input size, C x H x W (e.g. 3x224x224); default: the model's own"
+    )
+    p.add_argument(
+        "--batch", type=int, default=1, help="batch size for the training-memory estimate"
+    )
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    p.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], default="momentum")
+    p.add_argument(
+        "--memory", type=float, metavar="GB", help="report the largest batch that fits in GB"
+    )
+    p.add_argument(
+        "--strict", action="store_true", help="a stride or size that does not fit is an error"
+    )
+    p.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
+    p.add_argument("--num-classes", type=int, help="classifier size (default: the model's)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import shutil
+
+    import torch
+
+    from .._resolve import resolve_model
+    from ..analysis import summary
+
+    with torch.device("meta"):
+        model = resolve_model(args.model, num_classes=args.num_classes)
+    default = getattr(model, "default_input_size", None)
+    if args.input:
+        size = parse_input(args.input, default[0] if default else None)
+    elif default is not None:
+        size = tuple(default)
+    else:
+        raise ConvnetError(f"{args.model}: give --input C x H x W (e.g. --input 3x224x224)")
+    if args.batch < 1:
+        raise ConvnetError(f"--batch must be at least 1, got {args.batch}")
+    s = summary(
+        model,
+        size,
+        args.batch,
+        dtype=args.dtype,
+        optimizer=args.optimizer,
+        memory_gb=args.memory,
+        strict=args.strict,
+    )
+    s.model = args.model if len(args.model) < 60 else s.model
+    width = max(120, shutil.get_terminal_size((160, 40)).columns)
+    print(s.render(args.format, width=width), end="" if args.format in ("json", "csv") else "\n")
+    return 0
