@@ -1,0 +1,85 @@
+"""``convnet data get NAME`` and ``convnet data info SPEC``: fetch and inspect data sets."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("data", help="download and inspect data sets")
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    get = sub.add_parser(
+        "get",
+        help="download a data set's official files, verify their checksums",
+        description="Download the official archives into DIR/NAME/, resuming a partial file "
+        "and verifying its MD5. Set CONVNET_DATA_MIRROR to fetch from a mirror instead.",
+    )
+    get.add_argument("name", metavar="NAME", help="mnist, fashion-mnist, cifar10 or cifar100")
+    get.add_argument(
+        "--dir", default=None, help="data folder (default $CONVNET_DATA or ~/.cache/convnet/data)"
+    )
+    get.add_argument("--mirror", default=None, help="base URL serving the same file names")
+    get.add_argument("--no-progress", action="store_true", help="no progress bar")
+    get.set_defaults(func=_get)
+
+    info = sub.add_parser("info", help="load a data set and show its size, classes and statistics")
+    info.add_argument(
+        "spec", nargs="?", default="mnist-sample", metavar="SPEC", help="a name or a path"
+    )
+    info.add_argument("--dir", default=None, help="data folder for named data sets")
+    info.add_argument(
+        "--image-size",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="H [W] for image folders",
+    )
+    info.add_argument(
+        "--strict", action="store_true", help="fail on a corrupt image instead of skipping it"
+    )
+    info.set_defaults(func=_info)
+
+
+def _get(args: argparse.Namespace) -> int:
+    from ..data._catalog import CATALOG, canonical
+    from ..data.download import fetch
+
+    folder = fetch(args.name, args.dir, base_url=args.mirror, progress=not args.no_progress)
+    entry = CATALOG[canonical(args.name)]
+    total = sum((folder / f.filename).stat().st_size for f in entry.files)
+    print(
+        f"{entry.title}: {len(entry.files)} file(s), {total / 1e6:.1f} MB, md5 verified, in {folder}"
+    )
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..data import load
+
+    size = None
+    if args.image_size:
+        size = tuple(args.image_size) if len(args.image_size) == 2 else args.image_size[0]
+    data = load(args.spec, args.dir, image_size=size, strict=args.strict)
+    c, h, w = data.input_size
+    print(
+        f"{data.name}: {data.x_train.shape[0]:,} train / {data.x_test.shape[0]:,} test images, {c}x{h}x{w} uint8"
+    )
+    print(f"mean {_fmt(data.mean)}  std {_fmt(data.std)}  (train split, [0, 1] units)")
+    train = torch.bincount(data.y_train, minlength=data.num_classes).tolist()
+    test = torch.bincount(data.y_test, minlength=data.num_classes).tolist()
+    width = max(5, *(len(n) for n in data.classes))
+    print(f"{'class':<{width}}  {'train':>6}  {'test':>6}")
+    shown = data.classes if len(data.classes) <= 20 else data.classes[:10]
+    for k, name in enumerate(shown):
+        print(f"{name:<{width}}  {train[k]:>6}  {test[k]:>6}")
+    if len(shown) < len(data.classes):
+        print(f"... {len(data.classes) - len(shown)} more classes")
+    return 0
+
+
+def _fmt(values: tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{v:.4f}" for v in values) + ")"
