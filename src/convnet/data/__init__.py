@@ -7,7 +7,25 @@
 """
 
 from ._catalog import CATALOG, default_data_dir
+from .augment import center_crop, cutout, hflip, normalize, pad_to, random_crop
 from .dataset import Dataset, channel_stats
+from .download import fetch
 from .load import NAMES, load
+from .loader import Batches
 
-__all__ = ["CATALOG", "NAMES", "Dataset", "channel_stats", "default_data_dir", "load"]
+__all__ = [
+    "CATALOG",
+    "NAMES",
+    "Batches",
+    "Dataset",
+    "center_crop",
+    "channel_stats",
+    "cutout",
+    "default_data_dir",
+    "fetch",
+    "hflip",
+    "load",
+    "normalize",
+    "pad_to",
+    "random_crop",
+]
