@@ -140,3 +140,17 @@ def test_batches_order_resume_and_ranks():
         both = torch.cat([ranks[0][k][1], ranks[1][k][1]])
         assert sorted(both.tolist()) == sorted(yb.tolist())
     assert len(Batches(x, y, 4, drop_last=True)) == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_same_choices_on_cuda_with_a_cpu_generator():
+    x = distinct_images(64, 3, 8, 8)
+    ops = [
+        lambda t, g: random_crop(t, 2, generator=g),
+        lambda t, g: hflip(t, 0.5, generator=g),
+        lambda t, g: cutout(t.float(), 3, generator=g),
+    ]
+    for op in ops:
+        cpu = op(x, torch.Generator().manual_seed(4))
+        gpu = op(x.cuda(), torch.Generator().manual_seed(4))
+        assert gpu.is_cuda and torch.equal(cpu, gpu.cpu())
