@@ -1,0 +1,127 @@
+"""``convnet surgery MODEL_OR_CHECKPOINT --input 224 --out converted.safetensors``.
+
+Converts the fully connected head to convolutions, prints each change with its shapes and the
+score-map size a larger image gets, and saves the converted state dict.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "surgery",
+        help="convert FC layers to convolutions (FC -> CONV) for dense evaluation",
+        description=(
+            "Turn each Linear after the conv trunk into a Conv2d (the first with F = the trunk's "
+            "spatial output at --input, the rest 1x1) so the network slides over larger images."
+        ),
+        epilog=(
+            "Reload a saved conversion with: fc_to_conv(model, input_size).load_state_dict("
+            "convnet._io.load_tensors(PATH))"
+        ),
+    )
+    p.add_argument(
+        "model",
+        metavar="MODEL_OR_CHECKPOINT",
+        help="zoo name, pattern line, file.py:Name, or a checkpoint",
+    )
+    p.add_argument(
+        "--input",
+        metavar="SIZE",
+        help="training input size: 224, 224x224 or 3x224x224 (default: the model's)",
+    )
+    p.add_argument(
+        "--out", metavar="PATH", help="write the converted state dict (.safetensors or .pt)"
+    )
+    p.add_argument(
+        "--dense",
+        metavar="SIZE",
+        help="image size to report the score map for (default: input + 5 strides)",
+    )
+    p.add_argument(
+        "--weights", metavar="PATH", help="weights to load into a zoo or file model first"
+    )
+    p.add_argument(
+        "--num-classes", type=int, help="classes of the head (zoo, pattern or file models)"
+    )
+    p.add_argument("--in-chans", type=int, help="input channels (zoo or file models)")
+    p.set_defaults(func=run)
+
+
+def parse_size(text: str | None) -> tuple[int, ...] | None:
+    """``"224"`` -> (224,), ``"384x256"`` -> (384, 256), ``"3x224x224"`` -> (3, 224, 224)."""
+    if text is None:
+        return None
+    from ..errors import ConvnetError
+
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if not 1 <= len(size) <= 3 or min(size) < 1:
+        raise ConvnetError(
+            f"size {text!r} is not H, HxW or CxHxW with positive integers (e.g. 224 or 3x224x224)"
+        )
+    return size
+
+
+def _load(args) -> tuple[object, str, tuple[int, ...] | None]:
+    path = Path(args.model)
+    if path.exists() and (path.is_dir() or path.suffix in _CHECKPOINT_SUFFIXES):
+        from ..train import load_checkpoint
+
+        model, info = load_checkpoint(path)
+        return model, str(info.get("model") or path), tuple(info.get("input_size") or ()) or None
+    from .._resolve import resolve_model
+
+    model = resolve_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans)
+    if args.weights:
+        from ..models import load_weights
+
+        load_weights(model, args.weights)
+    return model, args.model, None
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from .._io import save_tensors
+    from ..surgery import fc_to_conv
+    from ..surgery._graph import propagate
+
+    model, name, ckpt_size = _load(args)
+    size = parse_size(args.input)
+    if size is not None and len(size) == 1:
+        size = size * 2
+    converted = fc_to_conv(model, size or ckpt_size)
+    conv = converted.conversion
+    c, h, w = conv.input_size
+    sy, sx = conv.stride
+    print(f"{name} at {c}x{h}x{w}: {conv.num_classes} classes, total stride {sy}x{sx}")
+    for step in conv.steps:
+        print(f"  {step}")
+    dense = parse_size(args.dense) or (h + 5 * sy, w + 5 * sx)
+    dh, dw = dense[-2:] if len(dense) > 1 else dense * 2
+    out = propagate(converted, (c, dh, dw), batch=1)
+    print(
+        f"a {dh}x{dw} image gives a {out[2]}x{out[3]}x{out[1]} score map: the {h}x{w} windows "
+        f"every {sy} pixels, in one pass"
+    )
+    if args.out:
+        meta = {
+            "format": "convnet.surgery",
+            "model": name,
+            "input_size": f"{c}x{h}x{w}",
+            "stride": f"{sy}x{sx}",
+            "steps": json.dumps([str(s) for s in conv.steps]),
+        }
+        state = converted.state_dict()
+        save_tensors(args.out, state, meta)
+        print(f"saved {len(state)} tensors to {args.out}")
+    return 0
