@@ -18,10 +18,11 @@ NAME, NUMBER, DIMS, ARROW, DASH = "name", "number", "dims", "arrow", "dash"
 PUNCT = {"[": "[", "]": "]", "(": "(", ")": ")", "*": "*", "?": "?", ",": ",", "=": "=", ";": ";"}
 END = "end"
 
-_DIMS = re.compile(r"\d+(?:\s*[xX×]\s*\d+)+(?![\w.])")
-_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_DIMS = re.compile(r"\d+(?:\s*[xX×]\s*\d+)+(?![\w.])", re.ASCII)
+_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LATEX_ARROWS = {"rightarrow", "to", "longrightarrow", "implies", "mapsto"}
+_DIGITS = set("0123456789")
 _ESCAPABLE = set("*[]()_-?=,;")
 
 
@@ -67,7 +68,7 @@ def tokenize(text: str) -> list[Token]:
         elif c in "⇒→⟶⟹":
             tokens.append(Token(ARROW, "->", col))
             i += 1
-        elif c.isdigit() or (c == "." and i + 1 < n and text[i + 1].isdigit()):
+        elif c in _DIGITS or (c == "." and i + 1 < n and text[i + 1] in _DIGITS):
             m = _DIMS.match(text, i)
             if m:
                 tokens.append(Token(DIMS, m.group(), col))

@@ -23,8 +23,9 @@ from ._errors import closest, error, problem
 from ._spec import ALIASES, KNOWN, MAX_INT, SPECS, LayerSpec
 from .tree import Layer, Net, Node, Repeat
 
-_INT = re.compile(r"\d+")
-_GLUED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*?)(\d+)")
+MAX_DEPTH = 50  # nesting of [ ]; deeper is a typo (and would exhaust the stack)
+_INT = re.compile(r"[0-9]+")
+_GLUED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*?)([0-9]+)")
 
 
 def parse(text: str) -> Net:
@@ -38,6 +39,7 @@ class _Parser:
     def __init__(self, tokens: list[lx.Token]) -> None:
         self.toks = tokens
         self.i = 0
+        self.depth = 0
 
     # -- token helpers ---------------------------------------------------------------------
     @property
@@ -61,6 +63,7 @@ class _Parser:
     def line(self) -> Net:
         body = self.seq(closing=None)
         bindings: dict[str, int] = {}
+        cols: dict[str, int] = {}
         if self.tok.kind == ";":
             self.take()
             while True:
@@ -71,6 +74,7 @@ class _Parser:
                 if key in bindings:
                     raise problem(name.col, name.text, f"{key} is given twice after ';'")
                 bindings[key] = value
+                cols[key] = name.col
                 if self.tok.kind != ",":
                     break
                 self.take()
@@ -81,7 +85,7 @@ class _Parser:
         for key in bindings:
             if key not in used:
                 raise problem(
-                    self.tok.col,
+                    cols[key],
                     key,
                     f"{key} is given a value after ';' but no '*{key}' uses it",
                 )
@@ -122,7 +126,11 @@ class _Parser:
             self.take()
             if self.tok.kind == "]":
                 raise error(self.tok.col, "]", "a layer inside '[ ]'")
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise problem(t.col, "[", f"brackets nest deeper than {MAX_DEPTH} levels")
             body = self.seq(closing="]")
+            self.depth -= 1
             self.take()
             return Repeat(body, 1, False, col=t.col, count_col=t.col)
         if t.kind == lx.NAME:
@@ -134,9 +142,9 @@ class _Parser:
         spec, glued = _resolve_name(t)
         args: dict[str, int | float] = {}
 
-        def put(key: str, value: int | float, col: int, token: str) -> None:
+        def put(key: str, value: int | float, col: int, token: str, key_col: int = 0) -> None:
             if key in args:
-                raise problem(col, token, f"{spec.name}'s {key} is given twice")
+                raise problem(key_col or col, token, f"{spec.name}'s {key} is given twice")
             param = spec.param(key)
             args[key] = _check_value(spec, param, value, col, token)
 
@@ -188,7 +196,7 @@ class _Parser:
                 self.take()
                 self.take()
                 num = self.expect(lx.NUMBER, f"a number for {param.name}")
-                put(param.name, _number(num), num.col, num.text)
+                put(param.name, _number(num), num.col, num.text, key_col=t.col)
             elif t.kind == lx.NUMBER and spec.positional:
                 self.take()
                 put(spec.positional, _number(t), t.col, t.text)

@@ -28,6 +28,7 @@ from .tree import Layer, Net, Node
 DEFAULT_INPUT = (3, 32, 32)  # (C, H, W): the notes' CIFAR-10 example, INPUT[32x32x3]
 DEFAULT_CLASSES = 10  # CIFAR-10, when the last FC has no size and num_classes is not given
 MAX_LAYERS = 10_000  # an expanded line longer than this is a typo in a count
+MAX_VALUES = 2**40  # per volume or weight tensor; beyond is a typo (and overflows int64 math)
 MAX_PARAMS = 2**31  # 8 GiB of float32; larger lines can still be built on device="meta"
 
 
@@ -114,21 +115,14 @@ def build(
 
 
 def _expand(nodes: tuple[Node, ...], values: dict[str, int], keep_optional: bool) -> list[Layer]:
+    """The flat list of layers; a repeated body is expanded once and copied ``count`` times."""
     out: list[Layer] = []
-
-    def walk(seq: tuple[Node, ...]) -> None:
-        for node in seq:
-            if node.optional and not keep_optional:
-                continue
-            if isinstance(node, Layer):
-                out.append(node)
-                if len(out) > MAX_LAYERS:
-                    raise problem(
-                        node.col,
-                        node.kind,
-                        f"the line expands to more than {MAX_LAYERS:,} layers; check the counts",
-                    )
-                continue
+    for node in nodes:
+        if node.optional and not keep_optional:
+            continue
+        if isinstance(node, Layer):
+            block, count = [node], 1
+        else:
             count = node.count
             if isinstance(count, str):
                 if count not in values:
@@ -136,13 +130,18 @@ def _expand(nodes: tuple[Node, ...], values: dict[str, int], keep_optional: bool
                         node.count_col,
                         count,
                         "a number after '*'",
-                        f"give {count} a value: append '; {count}=2' to the line or pass counts={{'{count}': 2}}",
+                        f"give {count} a value: append '; {count}=2' to the line "
+                        f"or pass counts={{'{count}': 2}}",
                     )
                 count = values[count]
-            for _ in range(count):
-                walk(node.body)
-
-    walk(nodes)
+            block = _expand(node.body, values, keep_optional) if count else []
+        if len(out) + len(block) * count > MAX_LAYERS:
+            raise problem(
+                node.col,
+                node.kind if isinstance(node, Layer) else "[",
+                f"the line expands to more than {MAX_LAYERS:,} layers; check the counts",
+            )
+        out.extend(block * count)
     return out
 
 
@@ -180,6 +179,10 @@ class _Tracer:
         self.flat_at: Layer | None = None  # the first FC, once the volume is flat
 
     def run(self, placed: list[_Placed]) -> list[nn.Module]:
+        if math.prod(self.shape) > MAX_VALUES:
+            raise problem(
+                1, "INPUT", f"the input {_wxhxd(self.shape)} has more than {MAX_VALUES:,} values"
+            )
         modules: list[nn.Module] = []
         for p in placed:
             source = f"layer {p.index} (col {p.layer.col}): {format_layer(p.layer)}"
@@ -189,6 +192,13 @@ class _Tracer:
                 modules.append(flat)
                 self.shape = (math.prod(self.shape),)
             module = self.make(p)
+            if math.prod(self.shape) > MAX_VALUES:
+                raise problem(
+                    p.layer.col,
+                    p.layer.kind,
+                    f"{format_layer(p.layer)} outputs {_wxhxd(self.shape)}, more than {MAX_VALUES:,} values; "
+                    "check the input size and the filter counts",
+                )
             module.notation_source = source
             modules.append(module)
         return modules
@@ -219,6 +229,7 @@ class _Tracer:
                 out = self.num_classes or a.get("N", DEFAULT_CLASSES)
             else:
                 out = a.get("N", self.fc_width)
+            self.weights(lay, self.shape[0] * out)
             module = nn.Linear(self.shape[0], out)
             self.shape = (out,)
             return module
@@ -258,6 +269,7 @@ class _Tracer:
             )
         span = dil * (f - 1) + 1
         oh, ow = (self.fit(lay, n, span, s, pad, exact=lay.kind == "LC") for n in (h, w))
+        self.weights(lay, k * (c // groups) * f * f * (oh * ow if lay.kind == "LC" else 1))
         if lay.kind == "LC":
             module = LocallyConnected2d(c, k, (h, w), f, s, pad)
         else:
@@ -286,17 +298,27 @@ class _Tracer:
             return nn.AvgPool2d(f, s, pad)
         return L2Pool2d(f, s, pad)
 
+    def weights(self, lay: Layer, n: int) -> None:
+        """Refuse a weight tensor too large to create even on the meta device."""
+        if n > MAX_VALUES:
+            raise problem(
+                lay.col,
+                lay.kind,
+                f"{format_layer(lay)} would have {n:,} weights on input {_wxhxd(self.shape)}; "
+                "check the sizes written in the line",
+            )
+
     def fit(self, lay: Layer, size: int, span: int, s: int, pad: int, exact: bool = False) -> int:
         """Output size (in + 2P - span) // S + 1; a misfit that would lose the whole volume
         (or, for LC, any input column) raises with the layer's column."""
         room = size + 2 * pad - span
         if room < 0 or (exact and room % s):
-            need = "be >= 0" if room < 0 else f"be a multiple of S={s} (LC has no partial windows)"
+            why = "< 0" if room < 0 else f"is not a multiple of S={s} (LC has no partial windows)"
             raise problem(
                 lay.col,
                 format_layer(lay),
                 f"{format_layer(lay)} does not fit its input {_wxhxd(self.shape)}: "
-                f"(in {size} + 2*P {pad} - window {span}) = {room} must {need}; "
+                f"in + 2P - F = {size} + 2*{pad} - {span} = {room} {why}; "
                 "change F, S or P, or remove a POOL before it",
                 NotationShapeError,
             )
