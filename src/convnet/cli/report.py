@@ -1,0 +1,25 @@
+"""``convnet report``: one self-contained HTML page for a training run."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="write a run's self-contained HTML report",
+        description="Write one HTML file (figures inlined, no network fetches) with the run's config, "
+        "model summary, curves, confusion matrix, first-layer filters and activation maps.",
+    )
+    p.add_argument("run", metavar="RUN", help="run folder runs/NAME")
+    p.add_argument("-o", "--output", default=None, help="output file (default RUN/report.html)")
+    p.add_argument(
+        "--images", type=int, default=3, help="test images for the activation maps (default 3)"
+    )
+    p.set_defaults(func=_report)
+
+
+def _report(args) -> int:
+    from ..viz import build_report
+
+    print(build_report(args.run, args.output, images=args.images))
+    return 0

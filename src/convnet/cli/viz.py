@@ -1,0 +1,166 @@
+"""``convnet viz``: filters, activation maps, overlays, receptive fields and curves as PNG + SVG."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _channels(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"channels are whole numbers, e.g. 3,17,42; got {text!r}"
+        ) from None
+
+
+def _unit(text: str) -> tuple[int, int]:
+    try:
+        r, c = (int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"write the unit as ROW,COL, e.g. 7,7; got {text!r}"
+        ) from None
+    return r, c
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "viz",
+        help="draw filters, activation maps, overlays, receptive fields, curves",
+        description="Draw what a network learned. MODEL is a checkpoint (runs/NAME/best.pt), a zoo name "
+        "or a pattern-language line (untrained). IMAGE is a file, mnist:INDEX (a bundled test digit) "
+        "or skimage:NAME (a scikit-image photo, e.g. skimage:chelsea). Writes OUTPUT as PNG and SVG.",
+    )
+    sub = p.add_subparsers(dest="viz_command", metavar="FIGURE", required=True)
+
+    def common(q, default: str) -> None:
+        q.add_argument(
+            "-o",
+            "--output",
+            default=None,
+            help=f"output path without or with .png (default {default}[-LAYER].png/.svg)",
+        )
+        q.add_argument(
+            "--format",
+            default="png,svg",
+            help="comma-separated formats: png, svg, pdf (default png,svg)",
+        )
+        q.add_argument("--dpi", type=int, default=120, help="PNG resolution (default 120)")
+
+    q = sub.add_parser(
+        "filters", help="a conv layer's filters as a grid (default the first conv layer)"
+    )
+    q.add_argument("model", metavar="MODEL")
+    q.add_argument("--layer", default=None, help="module path of a conv layer, e.g. features.0")
+    q.add_argument("--max-filters", type=int, default=None, help="draw at most this many filters")
+    common(q, "filters")
+    q.set_defaults(func=_filters)
+
+    q = sub.add_parser(
+        "activations", help="a layer's 2D activation maps for one image, most active first"
+    )
+    q.add_argument("model", metavar="MODEL")
+    q.add_argument("image", metavar="IMAGE")
+    q.add_argument("--layer", required=True, help="module path, e.g. features.1")
+    q.add_argument("--top", type=int, default=16, help="how many maps (default 16; 0 = all)")
+    common(q, "activations")
+    q.set_defaults(func=_activations)
+
+    q = sub.add_parser("overlay", help="chosen channels' maps over several images, side by side")
+    q.add_argument("model", metavar="MODEL")
+    q.add_argument("images", metavar="IMAGE", nargs="+")
+    q.add_argument("--layer", required=True, help="module path, e.g. features.28")
+    q.add_argument(
+        "--channels",
+        type=_channels,
+        default=None,
+        help="e.g. 108,375,284 (default the 4 most active)",
+    )
+    common(q, "overlay")
+    q.set_defaults(func=_overlay)
+
+    q = sub.add_parser(
+        "rf", help="the input region one unit sees, and receptive-field size by depth"
+    )
+    q.add_argument("model", metavar="MODEL")
+    q.add_argument("--layer", required=True, help="module path of the layer, e.g. features.3")
+    q.add_argument("--image", default=None, help="draw on this image and show the unit's gradient")
+    q.add_argument(
+        "--unit",
+        type=_unit,
+        default=None,
+        help="ROW,COL of the unit in the layer's map (default centre)",
+    )
+    q.add_argument(
+        "--channel", type=int, default=None, help="channel for the gradient (default most active)"
+    )
+    common(q, "rf")
+    q.set_defaults(func=_rf)
+
+    q = sub.add_parser("curves", help="loss, accuracy and learning-rate curves of a run")
+    q.add_argument("run", metavar="RUN", help="run folder runs/NAME (or its metrics.jsonl)")
+    common(q, "curves")
+    q.set_defaults(func=_curves)
+
+
+def _save(args, fig, kind: str, layer: str | None = None) -> int:
+    from ..viz import save_figure
+
+    default = f"{kind}-{layer}" if layer else kind
+    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
+    bad = [f for f in formats if f not in ("png", "svg", "pdf")]
+    if bad or not formats:
+        from ..errors import ConvnetError
+
+        raise ConvnetError(f"--format takes png, svg, pdf; got {args.format!r}")
+    for path in save_figure(fig, args.output or default, formats=formats, dpi=args.dpi):
+        print(path)
+    return 0
+
+
+def _inputs(loaded) -> dict:
+    return {"input_size": loaded.input_size, "mean": loaded.mean, "std": loaded.std}
+
+
+def _filters(args) -> int:
+    from ..viz import conv_layer_paths, filters, load_model
+
+    m = load_model(args.model)
+    layer = args.layer or (conv_layer_paths(m.model) or [None])[0]
+    return _save(args, filters(m.model, layer, max_filters=args.max_filters), "filters", layer)
+
+
+def _activations(args) -> int:
+    from ..viz import activations, load_model
+
+    m = load_model(args.model)
+    fig = activations(m.model, args.image, args.layer, top=args.top or None, **_inputs(m))
+    return _save(args, fig, "activations", args.layer)
+
+
+def _overlay(args) -> int:
+    from ..viz import load_model, overlay
+
+    m = load_model(args.model)
+    fig = overlay(m.model, args.images, args.layer, args.channels, labels=args.images, **_inputs(m))
+    return _save(args, fig, "overlay", args.layer)
+
+
+def _rf(args) -> int:
+    from ..viz import load_model, receptive_field
+
+    m = load_model(args.model)
+    fig = receptive_field(
+        m.model, args.layer, args.image, unit=args.unit, channel=args.channel, **_inputs(m)
+    )
+    return _save(args, fig, "rf", args.layer)
+
+
+def _curves(args) -> int:
+    from pathlib import Path
+
+    from ..viz import curves
+
+    run = Path(args.run)
+    return _save(args, curves(run, title=(run if run.is_dir() else run.parent).name), "curves")
