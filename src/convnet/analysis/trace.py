@@ -95,6 +95,13 @@ _ALIASES = {
     "adaptive_max_pool2d_with_indices": "adaptive_max_pool2d",
     "_adaptive_max_pool2d": "adaptive_max_pool2d",
 }
+_SHAPE_PRESERVING = {
+    "batch_norm",
+    "layer_norm",
+    "group_norm",
+    "instance_norm",
+    "local_response_norm",
+}
 SLIDING = {"conv2d", "max_pool2d", "avg_pool2d", "lp_pool2d"}
 
 
@@ -168,13 +175,20 @@ class Call:
 
 
 def _tensors(x: Any) -> list[torch.Tensor]:
+    """The tensors in ``x`` and in the lists, tuples and dicts it holds."""
     if isinstance(x, torch.Tensor):
         return [x]
-    if isinstance(x, (list, tuple)):
-        return [t for v in x for t in _tensors(v)]
     if isinstance(x, dict):
-        return [t for v in x.values() for t in _tensors(v)]
-    return []
+        x = list(x.values())
+    if not isinstance(x, (list, tuple)):
+        return []
+    out = []
+    for v in x:
+        if isinstance(v, torch.Tensor):
+            out.append(v)
+        elif isinstance(v, (list, tuple, dict)):
+            out.extend(_tensors(v))
+    return out
 
 
 def _first(x: Any) -> torch.Tensor | None:
@@ -189,6 +203,32 @@ def _adaptive_window(n_in: int, n_out: int) -> tuple[int, int]:
     kernel = max(math.ceil((i + 1) * n_in / n_out) - (i * n_in) // n_out for i in range(n_out))
     stride = n_in // n_out if n_out > 1 else 1
     return kernel, max(1, stride)
+
+
+class SkipInit(TorchFunctionMode):
+    """Makes in-place initializers no-ops on meta tensors: there are no values to initialize,
+    and torch's meta path for ``normal_`` and friends costs a millisecond a call."""
+
+    _INIT = {
+        "normal_",
+        "uniform_",
+        "zero_",
+        "fill_",
+        "ones_",
+        "constant_",
+        "trunc_normal_",
+        "copy_",
+    }
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if (
+            getattr(func, "__name__", "") in self._INIT
+            and args
+            and isinstance(args[0], torch.Tensor)
+            and args[0].is_meta
+        ):
+            return args[0]
+        return func(*args, **(kwargs or {}))
 
 
 class Recorder(TorchFunctionMode):
@@ -303,7 +343,9 @@ class Recorder(TorchFunctionMode):
         kwargs = kwargs or {}
         name = op_name(func)
         b = bind(name, args, kwargs)
-        inputs = _tensors(args) + _tensors(list(kwargs.values()))
+        inputs = _tensors(args)
+        if kwargs:
+            inputs += _tensors(kwargs)
         top = self.stack[-1] if self.stack else ("", self.model, None)
         window = None
         if name in SLIDING and inputs and inputs[0].dim() == 4:
@@ -311,7 +353,11 @@ class Recorder(TorchFunctionMode):
             if self.check is not None:
                 self.check(name, inputs[0], window, top[0], top[1])
         _check_inputs(name, b, inputs, top)
-        out = func(*args, **kwargs)
+        if name in _SHAPE_PRESERVING and inputs and inputs[0].is_meta:
+            # same shape out as in; torch's meta path decomposes these in Python, 10 ms a call
+            out = torch.empty_like(inputs[0])
+        else:
+            out = func(*args, **kwargs)
         result = _first(out) if name not in _QUIET else None
         if result is None:
             return out

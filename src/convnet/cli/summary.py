@@ -53,13 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import shutil
 
-    import torch
-
-    from .._resolve import resolve_model
     from ..analysis import summary
+    from ..analysis.summary import build_on_meta
 
-    with torch.device("meta"):
-        model = resolve_model(args.model, num_classes=args.num_classes)
+    model = build_on_meta(args.model, num_classes=args.num_classes)
     default = getattr(model, "default_input_size", None)
     if args.input:
         size = parse_input(args.input, default[0] if default else None)
