@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import pickle
 import tarfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -131,26 +132,29 @@ def load_cifar_folder(path: str | Path, name: str | None = None) -> Dataset:
 def load_cifar_archive(path: str | Path, name: str | None = None) -> Dataset:
     """Load the official ``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz`` without extracting it."""
     path = Path(path)
+    wanted = {f"{p}/{f}" for p, (tr, te, me, _) in LAYOUTS.items() for f in (*tr, te, me)}
+    blobs: dict[str, bytes] = {}
     try:
+        # one pass in stream order: seeking back in a gzip stream would decompress it again
         with tarfile.open(path, "r:*") as tar:
-            members = {m.name.lstrip("./"): m for m in tar.getmembers() if m.isfile()}
-            prefix = next(
-                (p for p, (tr, te, me, _) in LAYOUTS.items() if f"{p}/{me}" in members), None
-            )
-            if prefix is None:
-                raise DataError(
-                    f"{path}: not a CIFAR python archive (no cifar-10-batches-py/batches.meta "
-                    "or cifar-100-python/meta inside)"
-                )
-
-            def read(f: str) -> bytes:
-                member = members.get(f"{prefix}/{f}")
-                if member is None:
-                    raise DataError(f"{path}: {prefix}/{f} is missing from the archive")
-                fobj = tar.extractfile(member)
-                assert fobj is not None  # isfile() members always extract
-                return fobj.read()
-
-            return _build(read, prefix, name or str(path), str(path))
-    except (tarfile.TarError, EOFError, OSError) as e:
+            for member in tar:
+                name = member.name.removeprefix("./")
+                if member.isfile() and name in wanted:
+                    fobj = tar.extractfile(member)
+                    assert fobj is not None  # isfile() members always extract
+                    blobs[name] = fobj.read()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
         raise DataError(f"{path}: cannot read the archive ({e}); download it again") from None
+    prefix = next((p for p, (tr, te, me, _) in LAYOUTS.items() if f"{p}/{me}" in blobs), None)
+    if prefix is None:
+        raise DataError(
+            f"{path}: not a CIFAR python archive (no cifar-10-batches-py/batches.meta "
+            "or cifar-100-python/meta inside)"
+        )
+
+    def read(f: str) -> bytes:
+        if f"{prefix}/{f}" not in blobs:
+            raise DataError(f"{path}: {prefix}/{f} is missing from the archive")
+        return blobs.pop(f"{prefix}/{f}")  # pop: free each batch's bytes once it is decoded
+
+    return _build(read, prefix, name or str(path), str(path))

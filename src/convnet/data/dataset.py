@@ -105,15 +105,17 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
     if x.shape[0] == 0:
         raise DataError("cannot compute statistics of an empty training split")
     values = torch.arange(256, dtype=torch.float64)
+    counts = torch.zeros(x.shape[1], 256, dtype=torch.int64)
+    for start in range(0, x.shape[0], 4096):  # contiguous chunks; bincount takes uint8 as is
+        chunk = x[start : start + 4096]
+        for c in range(x.shape[1]):
+            counts[c] += torch.bincount(chunk[:, c].reshape(-1), minlength=256)
     means, stds = [], []
     for c in range(x.shape[1]):
-        counts = torch.zeros(256, dtype=torch.float64)
-        for start in range(0, x.shape[0], 4096):  # chunks keep the int64 copy small
-            chunk = x[start : start + 4096, c].reshape(-1).long()
-            counts += torch.bincount(chunk, minlength=256).double()
-        n = counts.sum()
-        mean = (values * counts).sum() / n
-        var = ((values * values) * counts).sum() / n - mean * mean
+        counts_c = counts[c].double()
+        n = counts_c.sum()
+        mean = (values * counts_c).sum() / n
+        var = ((values * values) * counts_c).sum() / n - mean * mean
         means.append(float(mean) / 255.0)
         stds.append(float(var.clamp_min(0).sqrt()) / 255.0)
     return tuple(means), tuple(stds)
