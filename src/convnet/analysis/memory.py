@@ -1,0 +1,479 @@
+"""Training memory: what one SGD step really keeps alive, simulated without allocating anything.
+
+The notes (section 5, "Computational considerations") name three sources of memory: the
+activations kept for backpropagation (and their gradients), the parameters with their gradients
+and optimizer caches ("x3 or more"), and miscellaneous memory such as the data batch. Their advice
+when a network does not fit is to shrink the batch, because activations dominate.
+
+Counting values per layer gives the notes' rough figure. This module gives the realistic one: it
+runs two complete training steps (forward, cross-entropy loss, backward, optimizer step, zero_grad)
+under ``FakeTensorMode``, where every tensor has a shape, dtype and device but no storage. A
+``TorchDispatchMode`` sees every operator's outputs and records each new storage; a weakref on the
+storage tells it when the storage dies (autograd frees saved tensors as backward walks the graph,
+``relu_`` writes in place, a view shares its base). The running sum of live bytes, sampled after
+every operator, is exactly what a non-caching allocator holds; its maximum is the peak.
+
+Two steps are simulated because the first one has no optimizer state during its backward pass:
+the steady state, from the second step on, is what a training run must fit.
+
+Besides the storages an operator returns, some kernels use scratch memory they free before
+returning. On the CPU, oneDNN convolutions compute in a channel-blocked layout (channels padded to a
+multiple of 16) and reorder into the plain output; the peak within such a kernel is modelled as one
+more buffer the size of the blocked result (see ``_conv_workspace``). GPU kernels' workspaces
+(cuDNN) and the caching allocator's fragmentation are not modelled; CUDA sizes are rounded up to
+the allocator's 512-byte blocks.
+
+Mixed precision (``dtype=torch.bfloat16`` or ``torch.float16``) means the usual recipe: float32
+weights, gradients and optimizer state; forward and loss under ``torch.autocast``, so convolutions
+and matrix products store half-precision activations (and autocast keeps a half-precision copy of
+each weight until the forward ends). ``dtype=torch.float64`` trains a model converted to float64.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from ..errors import ConvnetError, ShapeError
+
+__all__ = ["MemoryEstimate", "estimate_training_memory", "max_batch", "OPTIMIZERS"]
+
+OptimizerSpec = str | Callable[[list[torch.Tensor]], torch.optim.Optimizer]
+OPTIMIZERS = ("sgd", "momentum", "adam")
+_HALF = (torch.bfloat16, torch.float16)
+_FULL = (torch.float32, torch.float64)
+_CUDA_BLOCK = 512  # the CUDA caching allocator rounds every request up to 512 bytes
+_ONEDNN_CHANNEL_BLOCK = 16  # oneDNN's blocked layouts (nChw16c) pad channels to 16
+
+# Categories of live memory; "activations" are forward storages still alive (saved for backward,
+# or the output the training loop holds), "backward" the gradients of activations in flight.
+_CATEGORIES = (
+    "params",
+    "buffers",
+    "batch",
+    "grads",
+    "optimizer",
+    "activations",
+    "backward",
+    "temporaries",
+    "workspace",
+)
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes one training step needs at ``batch_size``; every field is in bytes.
+
+    ``peak_bytes`` is the largest total of live storages during a steady-state step (forward,
+    backward, optimizer step); ``breakdown`` splits that moment into ``_CATEGORIES``.
+    ``activations_bytes`` is what the forward pass leaves alive for backward at this batch
+    (including the logits and the loss). ``batch_bytes`` holds the inputs and integer targets.
+    """
+
+    batch_size: int
+    input_size: tuple[int, ...]
+    dtype: str
+    optimizer: str
+    device: str
+    params_bytes: int
+    buffers_bytes: int
+    grads_bytes: int
+    optimizer_bytes: int
+    batch_bytes: int
+    activations_bytes: int
+    peak_bytes: int
+    peak_phase: str  # "forward", "backward" or "optimizer" (of the steady-state step)
+    breakdown: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def persistent_bytes(self) -> int:
+        """What stays allocated between steps: parameters, buffers, optimizer state, the batch."""
+        return self.params_bytes + self.buffers_bytes + self.optimizer_bytes + self.batch_bytes
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["input_size"] = list(self.input_size)
+        d["breakdown"] = dict(self.breakdown)
+        return d
+
+
+class _StorageTracker(TorchDispatchMode):
+    """Follows every storage an operator creates until it dies; keeps the peak of live bytes.
+
+    The categories of a peak are tallied lazily (when memory first drops after a new maximum), so
+    the forward pass, whose every operator raises the total, costs one pass over the live set
+    instead of one per operator.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        super().__init__()
+        self.device = device
+        self.phase = "setup"
+        self.live: dict[int, tuple[weakref.ref, int, str]] = {}
+        self.live_bytes = 0
+        self.peak_bytes = 0
+        self.peak_phase = "setup"
+        self.peak_breakdown: dict[str, int] = {}
+        self.grad_keys: set[int] = set()
+        self.state_keys: set[int] = set()
+        self._pending = False
+        self._workspace = 0
+
+    def nbytes(self, st: torch.UntypedStorage) -> int:
+        n = st.nbytes()
+        if self.device.type == "cuda":
+            return math.ceil(n / _CUDA_BLOCK) * _CUDA_BLOCK
+        return n
+
+    def track(self, t: torch.Tensor) -> None:
+        st = t.untyped_storage()
+        key = id(st)
+        if key in self.live:
+            return
+        nbytes = self.nbytes(st)
+        ref = weakref.ref(st, lambda _r, key=key, n=nbytes: self._forget(key, n))
+        self.live[key] = (ref, nbytes, self.phase)
+        self.live_bytes += nbytes
+
+    def _forget(self, key: int, nbytes: int) -> None:
+        if key in self.live:
+            self.flush()  # memory is about to drop: a pending maximum is final
+            del self.live[key]
+            self.grad_keys.discard(key)
+            self.state_keys.discard(key)
+            self.live_bytes -= nbytes
+
+    def breakdown(self) -> dict[str, int]:
+        totals = dict.fromkeys(_CATEGORIES, 0)
+        for key, (_, n, phase) in self.live.items():
+            if key in self.grad_keys:
+                cat = "grads"
+            elif key in self.state_keys:
+                cat = "optimizer"
+            else:
+                cat = {"forward": "activations", "optimizer": "temporaries"}.get(phase, phase)
+            totals[cat] = totals.get(cat, 0) + n
+        return totals
+
+    def sample(self, workspace: int = 0) -> None:
+        total = self.live_bytes + workspace
+        if total > self.peak_bytes:
+            self.peak_bytes, self.peak_phase = total, self.phase
+            self._pending, self._workspace = True, workspace
+            if workspace:  # the scratch is gone after this operator: record the moment now
+                self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self.peak_breakdown = self.breakdown()
+            self.peak_breakdown["workspace"] = self._workspace
+            self._pending = False
+
+    def reset_peak(self) -> None:
+        self.flush()
+        self.peak_bytes = 0
+        self.sample()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                self.track(t)
+        self.sample(_conv_workspace(func, args, out, self.device))
+        return out
+
+
+def _conv_workspace(func, args, out, device: torch.device) -> int:
+    """Scratch bytes a CPU convolution holds beside its inputs and outputs while it runs.
+
+    Observed in torch 2.13's CPU build through the profiler's allocation records:
+
+    - oneDNN (``mkldnn_convolution``) computes in a channel-blocked layout (channels padded to
+      the SIMD width: 16 with AVX-512, else 8) and reorders into the plain NCHW result. Forward
+      holds ``max(input_b + weight_b, output_b)``, backward ``grad_output_b + input_b`` (the
+      input copy only when the weight gradient is needed); inputs with fewer than 16 channels
+      (an image) are read in place.
+    - the native path (``slow_conv2d``, chosen for a single small image and kernels of at most
+      3x3) unfolds the input into im2col columns ``N x (C/g)kk x H'W'``, twice in backward.
+    """
+    if device.type != "cpu":
+        return 0
+    if func is torch.ops.aten.convolution.default:
+        x, w, _, stride, _, dilation, transposed, _, groups = args[:9]
+        backward, need_input_copy = False, True
+    elif func is torch.ops.aten.convolution_backward.default:
+        grad_out, x, w, _, stride, _, dilation, transposed, _, groups, mask = args[:11]
+        backward, need_input_copy = True, bool(mask[1])
+    else:
+        return 0
+    if transposed or x.dim() != 4:
+        return 0
+    e = (grad_out if backward else x).element_size()
+    n, c_in = x.shape[0], x.shape[1]
+    c_out, kh, kw = w.shape[0], w.shape[-2], w.shape[-1]
+    h_out, w_out = (grad_out if backward else out).shape[-2:]
+    if not _uses_onednn(x, w, stride, dilation, groups):
+        cols = n * (c_in // groups) * kh * kw * h_out * w_out * e
+        return 2 * cols if backward else cols
+    block = 16 if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else 8
+    pad = lambda c: math.ceil(c / block) * block  # noqa: E731
+    input_b = n * pad(c_in) * x.shape[2] * x.shape[3] * e if c_in >= 16 else 0
+    result_b = n * pad(c_out) * h_out * w_out * e
+    if backward:
+        return result_b + (input_b if need_input_copy else 0)
+    weight_b = pad(c_out) * (c_in // groups) * kh * kw * e
+    return max(input_b + weight_b, result_b)
+
+
+def _uses_onednn(x, w, stride, dilation, groups) -> bool:
+    """torch's rule (aten/src/ATen/native/Convolution.cpp, ``use_mkldnn``) for CPU convolutions."""
+    if not torch.backends.mkldnn.is_available() or not torch.backends.mkldnn.enabled:
+        return False
+    if x.dtype in _HALF:
+        return True
+    if x.dtype != torch.float32:
+        return False
+    n, kh, kw = x.shape[0], w.shape[-2], w.shape[-1]
+    strided_or_dilated = any(s != 1 for s in stride) or any(d != 1 for d in dilation)
+    if not (strided_or_dilated or n >= 16 or kh != 1 or kw != 1 or torch.get_num_threads() > 1):
+        return False
+    return groups > 1 or (kh > 3 and kw > 3) or n > 1 or x.numel() > 20480
+
+
+def _make_optimizer(
+    spec: OptimizerSpec, params: list[torch.Tensor], device: torch.device
+) -> torch.optim.Optimizer:
+    if callable(spec):
+        return spec(params)
+    # torch picks the multi-tensor ("foreach") kernels by default on CUDA only; fake tensors hide
+    # the device from that choice, so make it here: foreach kernels allocate whole-model temporaries.
+    foreach = device.type == "cuda"
+    if spec == "sgd":
+        return torch.optim.SGD(params, lr=0.01, foreach=foreach)
+    if spec == "momentum":
+        return torch.optim.SGD(params, lr=0.01, momentum=0.9, foreach=foreach)
+    if spec == "adam":
+        return torch.optim.Adam(params, lr=1e-3, foreach=foreach)
+    raise ConvnetError(f"unknown optimizer {spec!r}: use one of {', '.join(OPTIMIZERS)}")
+
+
+def _resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    if isinstance(dtype, str):
+        resolved = getattr(torch, dtype.removeprefix("torch."), None)
+        dtype = resolved if isinstance(resolved, torch.dtype) else dtype
+    if dtype not in _FULL + _HALF:
+        raise ConvnetError(
+            f"dtype {dtype} cannot be trained here: use float32, bfloat16, float16 or float64"
+        )
+    return dtype
+
+
+def _cross_entropy(
+    out: object, targets: list[torch.Tensor], tracker: _StorageTracker
+) -> torch.Tensor:
+    """Cross-entropy of every floating output (auxiliary heads included) against class 0.
+
+    The integer targets are made once, at the first step, and kept like a data loader's labels.
+    """
+    logits = [
+        t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor) and t.is_floating_point()
+    ]
+    if not logits or any(t.dim() < 2 for t in logits):
+        raise ShapeError("the model must return class scores of shape (N, K, ...) to be trained")
+    if not targets:
+        phase, tracker.phase = tracker.phase, "batch"
+        for t in logits:
+            targets.append(
+                torch.zeros((t.shape[0], *t.shape[2:]), dtype=torch.long, device=t.device)
+            )
+        tracker.phase = phase
+    loss = None
+    for t, target in zip(logits, targets):
+        term = F.cross_entropy(t, target)
+        loss = term if loss is None else loss + term
+    return loss
+
+
+def _key(t: torch.Tensor) -> int:
+    return id(t.untyped_storage())
+
+
+def estimate_training_memory(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    batch_size: int = 1,
+    *,
+    optimizer: OptimizerSpec = "momentum",
+    dtype: torch.dtype | str = torch.float32,
+    device: torch.device | str = "cpu",
+) -> MemoryEstimate:
+    """Simulate two training steps of ``model`` on a ``(batch_size, *input_size)`` batch.
+
+    No weight or activation is allocated: parameters are replaced by fake tensors of the same
+    shapes (tied parameters stay tied) and the real forward, ``cross_entropy`` loss against integer
+    targets, ``backward`` and ``optimizer.step`` run on them. ``optimizer`` is ``"sgd"`` (no
+    state), ``"momentum"`` (one buffer per parameter), ``"adam"`` (two buffers and a step count)
+    or a function ``params -> torch.optim.Optimizer``. The model's train/eval mode is restored.
+
+    Roughly ``peak ~ P * (2 + s) + B * (activations per image + their gradients in flight)``,
+    with P the parameter bytes and s the optimizer's state multiple; the simulation replaces
+    that rule of thumb by the allocator's real sequence of allocations and frees.
+    """
+    if batch_size < 1:
+        raise ConvnetError(f"batch size must be at least 1, got {batch_size}")
+    dtype = _resolve_dtype(dtype)
+    device = torch.device(device)
+    if device.type == "cuda":
+        if not torch.backends.cuda.is_built():
+            # fake CUDA tensors need a CUDA build of torch (no GPU needed); without one, torch aborts
+            raise ConvnetError(
+                "this torch build has no CUDA support: estimate for device='cpu' instead"
+            )
+        device = torch.device("cuda", 0 if device.index is None else device.index)
+    was_training = model.training
+    model.train()
+    try:
+        return _simulate(
+            model, tuple(int(s) for s in input_size), batch_size, optimizer, dtype, device
+        )
+    finally:
+        model.train(was_training)
+
+
+def _simulate(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    batch_size: int,
+    optimizer: OptimizerSpec,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> MemoryEstimate:
+    half = dtype in _HALF
+    tracker = _StorageTracker(device)
+    with FakeTensorMode(allow_non_fake_inputs=True), tracker:
+        # One fake tensor per distinct parameter or buffer object, so tied weights stay tied.
+        fakes: dict[int, torch.Tensor] = {}
+        state: dict[str, torch.Tensor] = {}
+        params: list[torch.Tensor] = []
+        for kind, items in (
+            ("params", model.named_parameters()),  # a tied parameter once, under its first name;
+            ("buffers", model.named_buffers()),  # functional_call re-ties the other names
+        ):
+            tracker.phase = kind
+            for name, p in items:
+                if id(p) not in fakes:  # a buffer can also be registered twice
+                    # mixed precision keeps float32 master weights; float64 converts the model
+                    cast = p.is_floating_point() and not half
+                    fake = torch.empty(p.shape, dtype=dtype if cast else p.dtype, device=device)
+                    if kind == "params" and p.requires_grad:
+                        params.append(fake.requires_grad_(True))
+                    fakes[id(p)] = fake
+                state[name] = fakes[id(p)]
+        if not params:
+            raise ConvnetError("the model has no trainable parameters: there is nothing to train")
+        tracker.phase = "batch"
+        x = torch.empty(
+            (batch_size, *input_size), dtype=torch.float32 if half else dtype, device=device
+        )
+        opt = _make_optimizer(optimizer, params, device)
+
+        # Gradients and optimizer state are recognised by hooks, never from inside a weakref
+        # callback: those run while a tensor is being destroyed, when touching tensors is unsafe.
+        for p in params:
+            p.register_post_accumulate_grad_hook(lambda p: tracker.grad_keys.add(_key(p.grad)))
+        opt.register_step_post_hook(
+            lambda o, *_: tracker.state_keys.update(
+                _key(t) for s in o.state.values() for t in s.values() if isinstance(t, torch.Tensor)
+            )
+        )
+        autocast = torch.autocast(device.type, dtype=dtype) if half else nullcontext()
+        targets: list[torch.Tensor] = []
+        for step in range(2):
+            if step == 1:
+                tracker.reset_peak()  # the steady state: optimizer state exists from here on
+            tracker.phase = "forward"
+            with autocast:
+                out = torch.func.functional_call(model, state, (x,), tie_weights=True, strict=False)
+                loss = _cross_entropy(out, targets, tracker)
+            after_forward = tracker.breakdown()
+            tracker.phase = "backward"
+            loss.backward()
+            grads_bytes = sum(
+                tracker.nbytes(p.grad.untyped_storage()) for p in params if p.grad is not None
+            )
+            tracker.phase = "optimizer"
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            del out, loss
+        tracker.flush()
+        final = tracker.breakdown()
+        del x
+    return MemoryEstimate(
+        batch_size=batch_size,
+        input_size=input_size,
+        dtype=str(dtype).removeprefix("torch."),
+        optimizer=optimizer if isinstance(optimizer, str) else type(opt).__name__,
+        device=str(device),
+        params_bytes=final["params"],
+        buffers_bytes=final["buffers"],
+        grads_bytes=grads_bytes,
+        optimizer_bytes=final["optimizer"],
+        batch_bytes=final["batch"],
+        activations_bytes=after_forward["activations"],
+        peak_bytes=tracker.peak_bytes,
+        peak_phase=tracker.peak_phase,
+        breakdown={k: v for k, v in tracker.peak_breakdown.items() if v},
+    )
+
+
+def max_batch(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    memory_bytes: int,
+    *,
+    limit: int = 1 << 20,
+    **options,
+) -> int:
+    """The largest batch whose estimated peak fits in ``memory_bytes`` (0 if not even one image).
+
+    ``peak(b) = a + b * c`` to within a kernel's choice of algorithm: two estimates (b = 2, 4,
+    where every kernel already runs its batched path) give ``a`` and ``c``, then the prediction
+    ``floor((memory - a) / c)`` is confirmed by estimating it and its neighbour, and corrected by
+    bisection where the line was off. ``options`` are ``estimate_training_memory``'s keywords.
+    """
+    cache: dict[int, int] = {}
+
+    def peak(b: int) -> int:
+        if b not in cache:
+            cache[b] = estimate_training_memory(model, input_size, b, **options).peak_bytes
+        return cache[b]
+
+    def fits(b: int) -> bool:
+        return peak(b) <= memory_bytes
+
+    if not fits(1):
+        return 0
+    slope = max((peak(4) - peak(2)) // 2, 1)
+    intercept = peak(2) - 2 * slope
+    guess = min(max((memory_bytes - intercept) // slope, 1), limit)
+    # Bracket the answer: lo fits, hi does not (or is past the limit).
+    if fits(guess):
+        lo, hi = guess, guess + 1
+        while hi <= limit and fits(hi):
+            lo, hi = hi, min(2 * hi, limit + 1) if hi < limit else limit + 1
+    else:
+        lo, hi = 1, guess
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
