@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convnet.data import Batches, center_crop, cutout, hflip, normalize, pad_to, random_crop
+from convnet.data import center_crop, cutout, hflip, normalize, pad_to, random_crop
 
 
 def distinct_images(n, c, h, w):
@@ -117,29 +117,6 @@ def test_pad_to_and_center_crop():
     assert pad_to(x, (29, 31)).shape == (3, 1, 29, 31)
     with pytest.raises(ValueError):
         pad_to(x, 20)
-
-
-def test_batches_order_resume_and_ranks():
-    n, batch = 10, 4
-    x = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1)
-    y = torch.arange(n)
-    one = Batches(x, y, batch, seed=7)
-    assert len(one) == 3
-    epoch = list(one.epoch(2))
-    seen = torch.cat([yb for _, yb in epoch])
-    assert sorted(seen.tolist()) == list(range(n))
-    assert torch.equal(seen, torch.randperm(n, generator=torch.Generator().manual_seed(9)))
-    resumed = list(one.epoch(2, start=1))
-    assert all(torch.equal(a[1], b[1]) for a, b in zip(epoch[1:], resumed))
-    assert not torch.equal(seen, torch.cat([yb for _, yb in one.epoch(3)]))
-    # two ranks with half the batch see, step by step, the images of one process's batch
-    x8, y8 = x[:8], y[:8]
-    full = list(Batches(x8, y8, 4, seed=1).epoch(0))
-    ranks = [list(Batches(x8, y8, 2, seed=1, rank=r, world_size=2).epoch(0)) for r in (0, 1)]
-    for k, (_, yb) in enumerate(full):
-        both = torch.cat([ranks[0][k][1], ranks[1][k][1]])
-        assert sorted(both.tolist()) == sorted(yb.tolist())
-    assert len(Batches(x, y, 4, drop_last=True)) == 2
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -11,12 +11,10 @@ from .augment import center_crop, cutout, hflip, normalize, pad_to, random_crop
 from .dataset import Dataset, channel_stats
 from .download import fetch
 from .load import NAMES, load
-from .loader import Batches
 
 __all__ = [
     "CATALOG",
     "NAMES",
-    "Batches",
     "Dataset",
     "center_crop",
     "channel_stats",
