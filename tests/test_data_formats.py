@@ -258,3 +258,41 @@ def test_image_folder_train_test_layout_and_size_mismatch(tmp_path):
         load(str(root))
     data = load(str(root), image_size=6)
     assert data.y_train.tolist() == [0, 1] and data.y_test.tolist() == [1]
+
+
+def test_unusable_inputs_are_one_line_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no class sub-folders"):
+        load(str(tmp_path / "empty"))
+    bad = tmp_path / "bad" / "only"
+    bad.mkdir(parents=True)
+    (bad / "a.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    with pytest.warns(CorruptImageWarning), pytest.raises(DataError, match="no training image"):
+        load(str(tmp_path / "bad"))
+    with tarfile.open(tmp_path / "other.tar.gz", "w:gz") as tar:
+        info = tarfile.TarInfo("readme.txt")
+        tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(DataError, match="not a CIFAR python archive"):
+        load(str(tmp_path / "other.tar.gz"))
+    (tmp_path / "cut.tar.gz").write_bytes((tmp_path / "other.tar.gz").read_bytes()[:20])
+    with pytest.raises(DataError, match="cannot read the archive"):
+        load(str(tmp_path / "cut.tar.gz"))
+
+
+def test_default_data_dir_follows_the_environment(tmp_path, monkeypatch):
+    arrays = write_mnist(tmp_path / "mnist", gz=True)
+    monkeypatch.setenv("CONVNET_DATA", str(tmp_path))
+    check_mnist(load("mnist"), arrays)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    a = np.zeros((4, 6, 3), np.uint8)
+    a[0, 0] = 255  # a marker in the top-left corner of the stored pixels
+    img = Image.fromarray(a)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    (tmp_path / "c").mkdir()
+    img.save(tmp_path / "c" / "p.png", exif=exif)
+    data = load(str(tmp_path), test_fraction=0.0)
+    assert data.input_size == (3, 6, 4)  # displayed upright: 6 rows, 4 columns
+    np.testing.assert_array_equal(data.x_train[0].permute(1, 2, 0).numpy(), np.rot90(a, k=-1))

@@ -56,3 +56,11 @@ def test_missing_named_set_says_where_to_put_what(tmp_path, name):
         load(name, root=tmp_path)
     msg = str(e.value)
     assert "\n" not in msg and f"convnet data get {name}" in msg and str(tmp_path / name) in msg
+
+
+def test_cli_info_on_the_sample(cli):
+    code, out, err = cli("data", "info", "mnist-sample")
+    assert code == 0, err
+    assert "4,000 train / 1,000 test images, 1x28x28 uint8" in out
+    rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]
+    assert rows == [[str(d), "400", "100"] for d in range(10)]

@@ -57,11 +57,12 @@ def _split_folders(root: Path) -> tuple[Path, Path] | None:
 
 def _decode(path: Path, size: tuple[int, int] | None) -> np.ndarray | str:
     """(H, W) or (H, W, 3) uint8 array, or the reason the file could not be decoded."""
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     try:
         with Image.open(path) as img:
             img.load()  # decode now: a truncated file fails here, not later
+            img = ImageOps.exif_transpose(img)  # camera photos: apply the orientation tag
             img = img.convert("L") if img.mode in _GRAY_MODES else img.convert("RGB")
             if size is not None:
                 img = _resize_crop(img, size)

@@ -8,6 +8,7 @@ folder, a ``.npz`` with ``x_train, y_train, x_test, y_test``, or an image-folder
 from __future__ import annotations
 
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -122,8 +123,8 @@ def load_path(
             return load_npz(path)
         if any(path.name.startswith(stem.split("-idx")[0]) for stem in IDX_FILES.values()):
             return load_idx_folder(path.parent)
-        if tarfile.is_tarfile(path):
-            return load_cifar_archive(path)
+        if path.name.endswith((".tar.gz", ".tgz", ".tar")) or _is_tar(path):
+            return load_cifar_archive(path)  # reports an unreadable archive by its path
         raise DataError(
             f"{path}: unknown file format (expected a CIFAR python .tar.gz, an MNIST IDX file "
             "or a .npz with x_train, y_train, x_test, y_test)"
@@ -145,6 +146,13 @@ def load_path(
         seed=seed,
         progress=progress,
     )
+
+
+def _is_tar(path: Path) -> bool:
+    try:
+        return tarfile.is_tarfile(path)
+    except (OSError, EOFError, zlib.error):
+        return False
 
 
 def load_npz(path: Path) -> Dataset:
