@@ -34,7 +34,7 @@ SEED_LINES = [
 NOTES_COUNTS = {"N": 2, "M": 3, "K": 1}  # the notes: N <= 3, K < 3
 
 
-def _train_step(model: nn.Module, batch: int = 4) -> None:
+def _train_step(model: nn.Module, batch: int = 2) -> None:
     torch.manual_seed(0)
     x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -54,6 +54,8 @@ def test_seed_line_parses_builds_and_trains(line):
     assert parse(format(tree)) == tree
     model = build(tree, input_size=(3, 32, 32), num_classes=10, counts=NOTES_COUNTS)
     assert model.default_input_size == (3, 32, 32)
+    again = build(model.notation_line, device="meta")  # the line it keeps rebuilds it
+    assert [str(m) for m in again] == [str(m) for m in model]
     _train_step(model)
 
 

@@ -110,7 +110,9 @@ def build(
         model.to_empty(device=target)
         _initialize(model)
     model.default_input_size = size
-    model.notation_line = format_tree(tree)
+    # The line with the counts this model was built with, so that it rebuilds the same model.
+    used = {k: values[k] for k in tree.symbols() if k in values}
+    model.notation_line = format_tree(Net(tree.body, tuple(sorted(used.items()))))
     return model
 
 
