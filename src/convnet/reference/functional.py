@@ -1,0 +1,24 @@
+"""Every layer of the reference engine as a ``forward -> (out, cache)`` / ``backward`` pair.
+
+The implementations live in three files, re-exported here so a learner can write
+``from convnet.reference import functional as F`` and find everything:
+
+- :mod:`.functional_conv`: convolution, naive loops and im2col + GEMM;
+- :mod:`.functional_pool`: max (with switches), average, L2, adaptive and global pooling;
+- :mod:`.functional_layers`: activations, linear, batch norm, LRN, dropout, locally
+  connected, flatten, concat, add.
+
+Losses returning ``(loss, dscores)`` are in :mod:`.losses`.
+"""
+
+from __future__ import annotations
+
+from .functional_conv import *  # noqa: F403
+from .functional_conv import __all__ as _conv
+from .functional_layers import *  # noqa: F403
+from .functional_layers import __all__ as _layers
+from .functional_pool import *  # noqa: F403
+from .functional_pool import __all__ as _pool
+from .losses import softmax_cross_entropy, svm_hinge
+
+__all__ = [*_conv, *_layers, *_pool, "softmax_cross_entropy", "svm_hinge"]

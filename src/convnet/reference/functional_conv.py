@@ -1,0 +1,327 @@
+"""Convolution forward and backward: a naive loop version and a fast im2col/GEMM version.
+
+Shapes (NCHW, as in PyTorch): x (N, C, H, W), w (K, C/groups, kh, kw), b (K,) or None,
+out (N, K, OH, OW) with ``OH = (H + 2P - d*(kh-1) - 1) // S + 1`` (likewise OW).
+
+Formula: ``out[n, k, i, j] = b[k] + sum_{c, u, v} w[k, c, u, v] * xp[n, c, i*S + u*d, j*S + v*d]``
+where xp is x zero-padded by P and c runs over the channels of k's group.
+
+The notes' worked example (an 11x11x4 input, F=5, S=2, no padding, so a 4x4 output), written
+with the notes' (H, W, D) arrays and checked against this NCHW implementation:
+
+>>> rng = np.random.default_rng(0)
+>>> X = rng.standard_normal((11, 11, 4))
+>>> W0, b0 = rng.standard_normal((5, 5, 4)), 0.5
+>>> x = X.transpose(2, 0, 1)[None]  # (1, 4, 11, 11)
+>>> w = W0.transpose(2, 0, 1)[None]  # (1, 4, 5, 5)
+>>> out, _ = conv2d_forward(x, w, np.array([b0]), stride=2)
+>>> out.shape
+(1, 1, 4, 4)
+>>> V = out[0].transpose(1, 2, 0)  # back to the notes' (x, y, depth) indexing
+>>> bool(np.isclose(V[0, 0, 0], np.sum(X[:5, :5, :] * W0) + b0))
+True
+>>> bool(np.isclose(V[1, 0, 0], np.sum(X[2:7, :5, :] * W0) + b0))
+True
+>>> bool(np.isclose(V[3, 0, 0], np.sum(X[6:11, :5, :] * W0) + b0))
+True
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ShapeError
+from .im2col import Pair, choose_layout, col2im, conv_geometry, im2col, pad_nchw, pair
+
+__all__ = [
+    "ConvCache",
+    "SlowPathWarning",
+    "conv2d_backward",
+    "conv2d_backward_naive",
+    "conv2d_forward",
+    "conv2d_forward_naive",
+    "conv2d_input_grad_flipped",
+]
+
+# Python-level loop iterations above which the naive versions warn that they will be slow.
+NAIVE_WARN_ITERATIONS = 50_000
+
+
+class SlowPathWarning(UserWarning):
+    """A naive (Python loop) reference function was called on an input large enough to be slow."""
+
+
+@dataclass
+class ConvCache:
+    """What the backward pass needs: the forward's inputs and, for the fast path, the columns."""
+
+    x_shape: tuple[int, int, int, int]
+    x: np.ndarray | None
+    w: np.ndarray
+    has_bias: bool
+    stride: Pair
+    padding: Pair
+    dilation: Pair
+    groups: int
+    cols: list | None = None  # per group: (mode, cols or x view)
+
+
+def _check(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, groups: int) -> None:
+    if x.ndim != 4 or w.ndim != 4:
+        raise ShapeError(
+            f"conv2d wants x (N, C, H, W) and w (K, C/groups, kh, kw), got {x.shape} and {w.shape}"
+        )
+    k, cg = w.shape[:2]
+    if x.shape[1] != cg * groups or k % groups:
+        raise ShapeError(
+            f"conv2d: input has {x.shape[1]} channels but the weight {w.shape} with groups={groups} "
+            f"expects {cg * groups} (and K={k} divisible by groups)"
+        )
+    if b is not None and b.shape != (k,):
+        raise ShapeError(f"conv2d: bias must have shape ({k},), got {b.shape}")
+
+
+def _args(stride, padding, dilation) -> tuple[Pair, Pair, Pair]:
+    return pair(stride, "stride"), pair(padding, "padding"), pair(dilation, "dilation")
+
+
+# ----------------------------------------------------------------------------- naive
+
+
+def conv2d_forward_naive(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    stride: int | Pair = 1,
+    padding: int | Pair = 0,
+    dilation: int | Pair = 1,
+    groups: int = 1,
+) -> tuple[np.ndarray, ConvCache]:
+    """The formula above as loops over (n, k, i, j): one dot product per output value.
+
+    Slow on purpose (it is the readable definition); warns with :class:`SlowPathWarning` when
+    the loop would run more than ``NAIVE_WARN_ITERATIONS`` times.
+    """
+    _check(x, w, b, groups)
+    stride, padding, dilation = _args(stride, padding, dilation)
+    (sh, sw), (dh, dw) = stride, dilation
+    n, _, _, _ = x.shape
+    k, cg, kh, kw = w.shape
+    oh, ow = conv_geometry(x.shape, (kh, kw), stride, padding, dilation)
+    if n * k * oh * ow > NAIVE_WARN_ITERATIONS:
+        warnings.warn(
+            f"conv2d_forward_naive runs {n * k * oh * ow:,} Python iterations; "
+            "use conv2d_forward (im2col + GEMM) for inputs this large",
+            SlowPathWarning,
+            stacklevel=2,
+        )
+    xp = pad_nchw(x, padding)
+    kg = k // groups
+    out = np.zeros((n, k, oh, ow), dtype=np.result_type(x, w))
+    for ni in range(n):
+        for ki in range(k):
+            c0 = (ki // kg) * cg
+            for i in range(oh):
+                for j in range(ow):
+                    field = xp[
+                        ni,
+                        c0 : c0 + cg,
+                        i * sh : i * sh + dh * (kh - 1) + 1 : dh,
+                        j * sw : j * sw + dw * (kw - 1) + 1 : dw,
+                    ]
+                    out[ni, ki, i, j] = np.sum(field * w[ki]) + (b[ki] if b is not None else 0.0)
+    return out, ConvCache(x.shape, x, w, b is not None, stride, padding, dilation, groups)
+
+
+def conv2d_backward_naive(
+    dout: np.ndarray, cache: ConvCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Loops again: every output value sends ``dout * w`` to its field and ``dout * field`` to w.
+
+    Parameter sharing shows here: dw[k] is a *sum* over all positions (n, i, j) that used it.
+    """
+    x, w = cache.x, cache.w
+    (sh, sw), (dh, dw_), groups = cache.stride, cache.dilation, cache.groups
+    n, k, oh, ow = dout.shape
+    _, cg, kh, kw = w.shape
+    if n * k * oh * ow > NAIVE_WARN_ITERATIONS:
+        warnings.warn(
+            f"conv2d_backward_naive runs {n * k * oh * ow:,} Python iterations; use conv2d_backward",
+            SlowPathWarning,
+            stacklevel=2,
+        )
+    xp = pad_nchw(x, cache.padding)
+    dxp = np.zeros_like(xp)
+    dw = np.zeros_like(w)
+    kg = k // groups
+    for ni in range(n):
+        for ki in range(k):
+            c0 = (ki // kg) * cg
+            for i in range(oh):
+                for j in range(ow):
+                    hs = slice(i * sh, i * sh + dh * (kh - 1) + 1, dh)
+                    ws = slice(j * sw, j * sw + dw_ * (kw - 1) + 1, dw_)
+                    g = dout[ni, ki, i, j]
+                    dw[ki] += g * xp[ni, c0 : c0 + cg, hs, ws]
+                    dxp[ni, c0 : c0 + cg, hs, ws] += g * w[ki]
+    ph, pw = cache.padding
+    h, wd = x.shape[2:]
+    dx = dxp[:, :, ph : ph + h, pw : pw + wd]
+    db = dout.sum(axis=(0, 2, 3)) if cache.has_bias else None
+    return np.ascontiguousarray(dx), dw, db
+
+
+# ------------------------------------------------------------------------------ fast
+
+
+def _is_channels_last(x: np.ndarray) -> bool:
+    return x.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def _forward_group(x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair):
+    """One group: returns (out as (N, OH, OW, K) channels-last or (N, K, OH*OW), saved, mode)."""
+    n, c, h, wd = x.shape
+    k, _, kh, kw = w.shape
+    if (kh, kw) == (1, 1) and stride == (1, 1) and padding == (0, 0):
+        # A 1x1 convolution is a dot product over depth at every pixel (the notes' 1x1 case):
+        # x itself is the column matrix, so no im2col is needed.
+        if _is_channels_last(x):
+            xm = x.transpose(0, 2, 3, 1).reshape(n * h * wd, c)
+            return xm @ w.reshape(k, c).T, xm, "1x1-hwc"
+        x3 = x.reshape(n, c, h * wd)
+        return np.matmul(w.reshape(k, c), x3), x3, "1x1-chw"
+    layout = choose_layout(c, kw)
+    cols = im2col(x, (kh, kw), stride, padding, dilation, layout)
+    wmat = w.reshape(k, -1) if layout == "chw" else w.transpose(0, 2, 3, 1).reshape(k, -1)
+    return cols @ wmat.T, cols, layout
+
+
+def conv2d_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    stride: int | Pair = 1,
+    padding: int | Pair = 0,
+    dilation: int | Pair = 1,
+    groups: int = 1,
+) -> tuple[np.ndarray, ConvCache]:
+    """Fast convolution: im2col (a strided view, copied once) then one GEMM per group.
+
+    ``out_matrix[(n, i, j), k] = cols[(n, i, j), :] @ w_matrix[k, :]``, i.e. the notes'
+    ``np.dot(W_row, X_col)`` in its transposed, row-major-friendly form. The result is returned
+    as an (N, K, OH, OW) array whose memory is channels-last (a transposed view), which the next
+    fast conv reads without a copy; NumPy's elementwise operations keep that layout.
+    """
+    _check(x, w, b, groups)
+    stride, padding, dilation = _args(stride, padding, dilation)
+    n = x.shape[0]
+    k, cg = w.shape[:2]
+    oh, ow = conv_geometry(x.shape, w.shape[2:], stride, padding, dilation)
+    kg = k // groups
+    outs, saved = [], []
+    for g in range(groups):
+        xg = x if groups == 1 else x[:, g * cg : (g + 1) * cg]
+        wg = w if groups == 1 else w[g * kg : (g + 1) * kg]
+        om, keep, mode = _forward_group(xg, wg, stride, padding, dilation)
+        saved.append((mode, keep))
+        if mode == "1x1-chw":
+            outs.append(om.reshape(n, kg, oh, ow))
+        else:
+            outs.append(om.reshape(n, oh, ow, kg).transpose(0, 3, 1, 2))
+    out = outs[0] if groups == 1 else np.concatenate(outs, axis=1)
+    if b is not None:
+        out += b.reshape(1, k, 1, 1)
+    cache = ConvCache(x.shape, None, w, b is not None, stride, padding, dilation, groups, saved)
+    return out, cache
+
+
+def conv2d_backward(
+    dout: np.ndarray, cache: ConvCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Gradients of :func:`conv2d_forward` by two GEMMs and a col2im per group.
+
+    ``dw_matrix = dout_matrix.T @ cols`` (the sum over positions that parameter sharing
+    implies), ``dcols = dout_matrix @ w_matrix``, and ``dx = col2im(dcols)`` (the adjoint of
+    im2col; equivalently a convolution of dout with the flipped filters, see
+    :func:`conv2d_input_grad_flipped`). Returns (dx (N, C, H, W), dw like w, db (K,) or None).
+    """
+    w, groups = cache.w, cache.groups
+    n, c, h, wd = cache.x_shape
+    k, cg, kh, kw = w.shape
+    kg = k // groups
+    oh, ow = dout.shape[2:]
+    db = dout.sum(axis=(0, 2, 3)) if cache.has_bias else None
+    dxs, dws = [], []
+    for g in range(groups):
+        dg = dout if groups == 1 else dout[:, g * kg : (g + 1) * kg]
+        wg = w if groups == 1 else w[g * kg : (g + 1) * kg]
+        mode, keep = cache.cols[g]
+        if mode == "1x1-chw":
+            d3 = dg.reshape(n, kg, oh * ow)
+            dws.append(np.tensordot(d3, keep, axes=([0, 2], [0, 2])).reshape(kg, cg, 1, 1))
+            dxs.append(np.matmul(wg.reshape(kg, cg).T, d3).reshape(n, cg, h, wd))
+            continue
+        dm = dg.transpose(0, 2, 3, 1).reshape(n * oh * ow, kg)
+        if mode == "1x1-hwc":
+            dws.append((dm.T @ keep).reshape(kg, cg, 1, 1))
+            dxs.append((dm @ wg.reshape(kg, cg)).reshape(n, h, wd, cg).transpose(0, 3, 1, 2))
+            continue
+        dwm = dm.T @ keep
+        if mode == "chw":
+            wmat = wg.reshape(kg, -1)
+            dws.append(dwm.reshape(kg, cg, kh, kw))
+        else:
+            wmat = wg.transpose(0, 2, 3, 1).reshape(kg, -1)
+            dws.append(dwm.reshape(kg, kh, kw, cg).transpose(0, 3, 1, 2))
+        if kg <= cg and _flipped_ok(cache, (kh, kw), (h, wd), (oh, ow)):
+            # stride 1: dx is a convolution of dout with the flipped filters. Its im2col of dout
+            # is no larger than the column gradient when K <= C, and it saves col2im's kh*kw
+            # strided adds; with K > C (a first layer) the column route moves less memory.
+            dxs.append(conv2d_input_grad_flipped(dg, wg, cache.padding, cache.dilation))
+            continue
+        dcols = dm @ wmat
+        dxs.append(
+            col2im(
+                dcols, (n, cg, h, wd), (kh, kw), cache.stride, cache.padding, cache.dilation, mode
+            )
+        )
+    dx = dxs[0] if groups == 1 else np.concatenate(dxs, axis=1)
+    dw = dws[0] if groups == 1 else np.concatenate(dws, axis=0)
+    return dx, np.ascontiguousarray(dw), db
+
+
+def _flipped_ok(cache: ConvCache, kernel: Pair, in_hw: Pair, out_hw: Pair) -> bool:
+    """Whether dx can be computed as a plain stride-1 convolution with the flipped filters."""
+    if cache.stride != (1, 1):
+        return False
+    for k, p, d, size, o in zip(kernel, cache.padding, cache.dilation, in_hw, out_hw):
+        if p > d * (k - 1) or o + d * (k - 1) - 2 * p != size:
+            return False
+    return True
+
+
+def conv2d_input_grad_flipped(
+    dout: np.ndarray, w: np.ndarray, padding: int | Pair = 0, dilation: int | Pair = 1
+) -> np.ndarray:
+    """The notes' "backprop of a convolution is a convolution with flipped filters" (stride 1).
+
+    For a stride-1, ungrouped convolution with padding P, dilation d and a kh x kw kernel,
+    ``dx = conv(dout padded by d*(kh-1)-P, w flipped in both spatial axes with its in and out
+    channels swapped, dilation d)``. It equals col2im of the column gradient (the general
+    route :func:`conv2d_backward` takes for strides above 1).
+    """
+    ph, pw = pair(padding, "padding")
+    dh, dw = pair(dilation, "dilation")
+    _, _, kh, kw = w.shape
+    fh, fw = dh * (kh - 1) - ph, dw * (kw - 1) - pw
+    if fh < 0 or fw < 0:
+        raise ShapeError(
+            f"padding {(ph, pw)} exceeds dilation*(kernel-1) {(dh * (kh - 1), dw * (kw - 1))}: "
+            "the input gradient is not a plain full convolution; use conv2d_backward"
+        )
+    w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    dx, _ = conv2d_forward(dout, w_flip, None, stride=1, padding=(fh, fw), dilation=(dh, dw))
+    return dx

@@ -1,0 +1,439 @@
+"""From a torch module to a reference :class:`~convnet.reference.net.Net` with the same weights.
+
+The only file of :mod:`convnet.reference` that imports torch (with its op table, ``_torch_ops.py``). ``from_torch`` traces the module
+with ``torch.fx`` (known layers stay whole, everything else is traced through), runs the
+example input once to learn which values are tensors, and maps every graph node to a
+reference layer (tensors, with a backward) or to plain Python (shapes such as ``x.size(0)``).
+An operation with no reference counterpart raises :class:`~convnet.errors.ConversionError`
+naming it. If tracing itself fails (data-dependent control flow), an ``nn.Sequential`` is
+converted child by child instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.fx as fx
+import torch.nn as nn
+
+from ..errors import ConversionError
+from . import layers as L
+from ._torch_ops import FUNCTION_OPS, METHOD_OPS, refs, scalar_function
+from .graph_ops import ParamLayer
+from .net import Net, Node, Ref
+
+__all__ = ["from_torch", "load_into_torch", "train_numpy"]
+
+
+def _np(t: torch.Tensor, dtype) -> np.ndarray:
+    return t.detach().cpu().numpy().astype(dtype, copy=True)
+
+
+def _extra_leaf_types() -> tuple[type, ...]:
+    """convnet's own layers that the reference engine implements whole."""
+    types: list[type] = []
+    try:
+        from ..layers.locally_connected import LocallyConnected2d
+
+        types.append(LocallyConnected2d)
+    except ImportError:  # pragma: no cover - the layer file is part of the package
+        pass
+    try:
+        from ..layers.l2pool import L2Pool2d
+
+        types.append(L2Pool2d)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(types)
+
+
+_TORCH_LEAVES = (
+    nn.Conv2d,
+    nn.Linear,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.LocalResponseNorm,
+    nn.Dropout,
+    nn.Flatten,
+    nn.Identity,
+)
+
+
+def _conv_padding(mod: nn.Conv2d) -> tuple[int, int]:
+    if mod.padding_mode != "zeros":
+        raise ConversionError(
+            f"Conv2d with padding_mode={mod.padding_mode!r} is not supported; use 'zeros'"
+        )
+    if isinstance(mod.padding, str):
+        if mod.padding == "valid":
+            return (0, 0)
+        totals = [d * (k - 1) for d, k in zip(mod.dilation, mod.kernel_size)]
+        if any(t % 2 for t in totals):
+            raise ConversionError(
+                "Conv2d padding='same' with an even kernel pads unevenly; pad explicitly instead"
+            )
+        return (totals[0] // 2, totals[1] // 2)
+    return tuple(mod.padding)
+
+
+def convert_module(
+    mod: nn.Module, dtype, example: torch.Tensor | None = None, path: str = ""
+) -> L.Layer:
+    """The reference layer equivalent to one torch leaf module, weights copied as ``dtype``."""
+    extra = _extra_leaf_types()
+    if isinstance(mod, nn.Conv2d):
+        layer = L.Conv2d(
+            mod.in_channels,
+            mod.out_channels,
+            mod.kernel_size,
+            mod.stride,
+            _conv_padding(mod),
+            mod.dilation,
+            mod.groups,
+            bias=mod.bias is not None,
+            dtype=dtype,
+            init=False,
+        )
+    elif isinstance(mod, nn.Linear):
+        layer = L.Linear(
+            mod.in_features, mod.out_features, bias=mod.bias is not None, dtype=dtype, init=False
+        )
+    elif isinstance(mod, nn.ReLU):
+        layer = L.ReLU()
+    elif isinstance(mod, nn.LeakyReLU):
+        layer = L.LeakyReLU(mod.negative_slope)
+    elif isinstance(mod, nn.Sigmoid):
+        layer = L.Sigmoid()
+    elif isinstance(mod, nn.Tanh):
+        layer = L.Tanh()
+    elif isinstance(mod, nn.MaxPool2d):
+        if mod.return_indices:
+            raise ConversionError(f"{path}: MaxPool2d(return_indices=True) is not supported")
+        layer = L.MaxPool2d(mod.kernel_size, mod.stride, mod.padding, mod.dilation, mod.ceil_mode)
+    elif isinstance(mod, nn.AvgPool2d):
+        layer = L.AvgPool2d(
+            mod.kernel_size,
+            mod.stride,
+            mod.padding,
+            mod.ceil_mode,
+            mod.count_include_pad,
+            mod.divisor_override,
+        )
+    elif isinstance(mod, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        size = (
+            mod.output_size
+            if isinstance(mod.output_size, (tuple, list))
+            else (mod.output_size,) * 2
+        )
+        if None in size:  # None keeps that input dimension
+            size = tuple(s if s is not None else example.shape[2 + i] for i, s in enumerate(size))
+        cls = L.AdaptiveAvgPool2d if isinstance(mod, nn.AdaptiveAvgPool2d) else L.AdaptiveMaxPool2d
+        layer = cls(tuple(size))
+    elif isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        if mod.momentum is None:
+            raise ConversionError(
+                f"{path}: BatchNorm with momentum=None (cumulative average) is not supported"
+            )
+        layer = L.BatchNorm(
+            mod.num_features,
+            mod.eps,
+            mod.momentum,
+            mod.affine,
+            mod.track_running_stats,
+            dtype=dtype,
+        )
+        if mod.track_running_stats:
+            layer.buffers["running_mean"] = _np(mod.running_mean, dtype)
+            layer.buffers["running_var"] = _np(mod.running_var, dtype)
+    elif isinstance(mod, nn.LocalResponseNorm):
+        layer = L.LRN(mod.size, mod.alpha, mod.beta, mod.k)
+    elif isinstance(mod, nn.Dropout):
+        layer = L.Dropout(mod.p)
+    elif isinstance(mod, nn.Flatten):
+        layer = L.Flatten(mod.start_dim, mod.end_dim)
+    elif isinstance(mod, nn.Identity):
+        layer = L.Layer()
+    elif extra and type(mod).__name__ == "LocallyConnected2d" and isinstance(mod, extra):
+        layer = L.LocallyConnected2d(
+            mod.in_channels,
+            mod.out_channels,
+            mod.in_size,
+            mod.kernel_size,
+            mod.stride,
+            mod.padding,
+            bias=mod.bias is not None,
+            dtype=dtype,
+            init=False,
+        )
+    elif extra and type(mod).__name__ == "L2Pool2d" and isinstance(mod, extra):
+        layer = L.L2Pool2d(mod.kernel_size, mod.stride, mod.padding)
+    else:
+        raise ConversionError(
+            f"{path or 'module'}: {type(mod).__name__} has no NumPy reference layer; "
+            "supported: Conv2d, Linear, pools, BatchNorm, LRN, Dropout, activations, LocallyConnected2d, L2Pool2d"
+        )
+    for name, p in mod.named_parameters(recurse=False):
+        if p is not None:
+            layer.params[name] = _np(p, dtype)
+    layer.training = mod.training
+    return layer
+
+
+class _Tracer(fx.Tracer):
+    """Keep torch's layers and convnet's implemented layers whole; trace through everything else."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if isinstance(m, _TORCH_LEAVES) or isinstance(m, _extra_leaf_types()):
+            return True
+        return super().is_leaf_module(m, qualname)
+
+
+class _Recorder(fx.Interpreter):
+    """Runs the traced graph once and remembers every node's value."""
+
+    def __init__(self, gm: fx.GraphModule) -> None:
+        super().__init__(gm)
+        self.values: dict[str, object] = {}
+
+    def run_node(self, n: fx.Node):
+        out = super().run_node(n)
+        self.values[n.name] = out
+        return out
+
+
+def _target_name(n: fx.Node) -> str:
+    t = n.target
+    if isinstance(t, str):
+        return t
+    mod = getattr(t, "__module__", None) or ""
+    return f"{mod}.{getattr(t, '__name__', repr(t))}".lstrip(".")
+
+
+def from_torch(module: nn.Module, example_input: torch.Tensor | np.ndarray, dtype=None) -> Net:
+    """Build the reference net computing what ``module`` computes, with copies of its weights.
+
+    Args:
+        module: any ``nn.Module`` made of supported layers and operations (the zoo's models).
+        example_input: a batch like the ones the net will see (a tensor or an array), used once
+            to trace shapes.
+        dtype: NumPy dtype of parameters (default: the example's, float32 for float32 inputs).
+
+    Returns a :class:`~convnet.reference.net.Net` in the module's train/eval mode, whose
+    ``params`` and ``grads`` are keyed by the module's parameter names.
+    """
+    x = torch.as_tensor(example_input)
+    dtype = np.dtype(dtype) if dtype is not None else np.dtype(str(x.dtype).replace("torch.", ""))
+    x = x.to(torch.float64 if dtype == np.float64 else torch.float32)
+    try:
+        graph = _Tracer().trace(module)
+    except ConversionError:
+        raise
+    except Exception as err:  # fx cannot trace data-dependent control flow
+        if isinstance(module, nn.Sequential):
+            return _from_sequential(module, x, dtype)
+        raise ConversionError(
+            f"torch.fx could not trace {type(module).__name__} ({type(err).__name__}: {err}); "
+            "write its forward without data-dependent Python control flow, or wrap its layers in nn.Sequential"
+        ) from err
+    gm = fx.GraphModule(module, graph)
+    rec = _Recorder(gm)
+    with torch.no_grad():
+        rec.run(x.to(next(module.parameters(), x).dtype) if x.is_floating_point() else x)
+    net = _build(gm, rec.values, dtype)
+    net.train(module.training)
+    return net
+
+
+def _build(gm: fx.GraphModule, values: dict, dtype) -> Net:
+    nodes: list[Node] = []
+    inputs: list[str] = []
+    output: Ref | None = None
+    first_use: dict[str, L.Layer] = {}
+    shared: dict[str, np.ndarray] = {}
+    for n in gm.graph.nodes:
+        if n.op == "placeholder":
+            inputs.append(n.name)
+        elif n.op == "output":
+            out = n.args[0]
+            if not isinstance(out, fx.Node):
+                raise ConversionError(
+                    "from_torch supports modules returning one tensor, not tuples or dicts"
+                )
+            output = Ref(out.name)
+        elif n.op == "call_module":
+            mod = gm.get_submodule(n.target)
+            example = (
+                values.get(n.args[0].name) if n.args and isinstance(n.args[0], fx.Node) else None
+            )
+            layer = convert_module(mod, dtype, example, n.target)
+            if n.target in first_use:  # a module called twice shares its parameters
+                layer.params, layer.buffers = (
+                    first_use[n.target].params,
+                    first_use[n.target].buffers,
+                )
+            first_use.setdefault(n.target, layer)
+            names = {k: f"{n.target}.{k}" for k in layer.params}
+            bufs = {k: f"{n.target}.{k}" for k in layer.buffers}
+            nodes.append(Node(n.name, layer, refs(n.args), refs(dict(n.kwargs)), names, bufs))
+        elif n.op == "get_attr":
+            val = _fetch_attr(gm, n.target)
+            if isinstance(val, nn.Parameter):
+                # one array per parameter, however many nodes read it
+                arr = shared.setdefault(n.target, _np(val, dtype))
+                nodes.append(Node(n.name, ParamLayer(arr), (), {}, {"value": n.target}))
+            elif isinstance(val, torch.Tensor):
+                const = _np(val, dtype) if val.is_floating_point() else val.cpu().numpy()
+                nodes.append(Node(n.name, _constant(const)))
+            else:
+                nodes.append(Node(n.name, _constant(val)))
+        else:
+            nodes.append(_convert_call(n, values))
+    if output is None:
+        raise ConversionError("the traced graph has no output")
+    return Net(nodes, inputs, output)
+
+
+def _fetch_attr(gm: fx.GraphModule, target: str):
+    obj = gm
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _constant(value) -> Callable:
+    def constant():
+        return value
+
+    constant.__name__ = "constant"
+    return constant
+
+
+def _convert_call(n: fx.Node, values: dict) -> Node:
+    """A call_function / call_method node -> a Node with a reference op."""
+    is_tensor = isinstance(values.get(n.name), torch.Tensor)
+    table = FUNCTION_OPS if n.op == "call_function" else METHOD_OPS
+    key = n.target
+    if not is_tensor:
+        fn = scalar_function(n)
+        return Node(n.name, fn, refs(n.args), refs(dict(n.kwargs)))
+    handler = table.get(key)
+    if handler is None:
+        raise ConversionError(
+            f"operation {_target_name(n)!r} (node {n.name}) has no NumPy reference implementation; "
+            "rewrite it with supported layers (conv, linear, pools, batch norm, add, cat, flatten, pad, slicing)"
+        )
+    op, args = handler(n, values)
+    return Node(n.name, op, args)
+
+
+def _from_sequential(seq: nn.Sequential, x: torch.Tensor, dtype) -> Net:
+    """Fallback when fx fails: convert each child of a Sequential and chain them."""
+    nodes: list[Node] = []
+    prev = "x"
+    with torch.no_grad():
+        for name, child in seq.named_children():
+            sub = from_torch(child, x, dtype)
+            for node in sub.nodes:
+                node.name = f"{name}.{node.name}"
+                node.args = _rename(node.args, name, sub.inputs[0], prev)
+                node.kwargs = _rename(node.kwargs, name, sub.inputs[0], prev)
+                node.param_names = {k: f"{name}.{v}" for k, v in node.param_names.items()}
+                node.buffer_names = {k: f"{name}.{v}" for k, v in node.buffer_names.items()}
+                nodes.append(node)
+            prev = f"{name}.{sub.output.name}"
+            x = child(x)
+    net = Net(nodes, ["x"], Ref(prev))
+    net.train(seq.training)
+    return net
+
+
+def _rename(a, prefix: str, old_input: str, new_input: str):
+    if isinstance(a, Ref):
+        return Ref(new_input) if a.name == old_input else Ref(f"{prefix}.{a.name}")
+    if isinstance(a, (list, tuple)):
+        return type(a)(_rename(v, prefix, old_input, new_input) for v in a)
+    if isinstance(a, dict):
+        return {k: _rename(v, prefix, old_input, new_input) for k, v in a.items()}
+    return a
+
+
+def load_into_torch(net: Net, module: nn.Module) -> None:
+    """Copy the reference net's parameters and buffers back into ``module`` (same names)."""
+    state = {**net.params, **net.buffers}
+    with torch.no_grad():
+        for name, t in list(module.named_parameters()) + list(module.named_buffers()):
+            if name in state:
+                t.copy_(torch.from_numpy(np.asarray(state[name])).to(t.dtype))
+
+
+def train_numpy(
+    model: nn.Module,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    lr_decay: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Train ``model`` in NumPy alone: convert it, run the reference Solver, copy weights back.
+
+    x_* are float32 (N, C, H, W) arrays, already normalized; y_* int64 labels. SGD with
+    momentum and weight decay (torch's formulas), cross-entropy loss, the held-out set checked
+    after every epoch. Returns best_top1 and final_top1 (fractions), epochs, seconds,
+    images_per_second, and the per-epoch ``val_top1`` and ``loss`` histories. The model ends up
+    holding the parameters of the best epoch.
+    """
+    from .optim import SGD
+    from .solver import Solver
+
+    torch.manual_seed(seed)
+    model = model.float().train()
+    net = from_torch(model, np.ascontiguousarray(x_train[:2], dtype=np.float32))
+    for layer in net.layers.values():
+        if isinstance(layer, L.Dropout):
+            layer.rng = np.random.default_rng(seed)
+    data = {
+        "X_train": np.ascontiguousarray(x_train, dtype=np.float32),
+        "y_train": np.asarray(y_train, dtype=np.int64),
+        "X_val": np.ascontiguousarray(x_test, dtype=np.float32),
+        "y_val": np.asarray(y_test, dtype=np.int64),
+    }
+    opt = SGD(net, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    solver = Solver(
+        net,
+        data,
+        optimizer=opt,
+        num_epochs=epochs,
+        batch_size=batch_size,
+        lr_decay=lr_decay,
+        seed=seed,
+        progress=progress,
+    )
+    solver.train()
+    load_into_torch(net, model)
+    return {
+        "best_top1": solver.best_val_acc,
+        "final_top1": solver.val_acc_history[-1],
+        "epochs": epochs,
+        "seconds": solver.seconds,
+        "images_per_second": solver.images_seen / max(solver.seconds, 1e-9),
+        "val_top1": list(solver.val_acc_history),
+        "loss": [float(np.mean(c)) for c in np.array_split(solver.loss_history, epochs)],
+    }
