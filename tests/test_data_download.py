@@ -162,3 +162,12 @@ def test_fetch_then_load_and_cli(server, tmp_path, monkeypatch, cli):
     assert len(h.log) == n_requests
     code, out, err = cli("data", "get", "no-such-set")
     assert code == 2 and "unknown data set" in err
+
+
+def test_stale_part_file_is_discarded_after_a_bad_resume(server, tmp_path):
+    h, url = server
+    h.files["/blob.bin"] = BLOB
+    (tmp_path / "blob.bin.part").write_bytes(b"\x00" * 1000)  # wrong bytes, plausible length
+    download(f"{url}/blob.bin", tmp_path / "blob.bin", md5=md5(BLOB))
+    assert (tmp_path / "blob.bin").read_bytes() == BLOB
+    assert h.log == [("/blob.bin", "bytes=1000-"), ("/blob.bin", None)]

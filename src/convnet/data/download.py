@@ -86,6 +86,7 @@ def fetch(
         for remote in entry.files:
             target = folder / remote.filename
             if target.is_file() and md5_of(target) == remote.md5:
+                _say(bar, f"{remote.filename}: already there, md5 verified")
                 continue
             urls = [f"{m.rstrip('/')}/{remote.filename}" for m in mirrors]
             try:
@@ -130,37 +131,16 @@ def download(
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
-    again = hint or "the same download"
-    reasons: list[str] = []
-    done = False
-    for url in urls:
-        attempt = 0
-        while not done:
-            try:
-                _transfer(url, part, size, timeout, bar, target.name)
-                done = True
-            except _Unreachable as e:
-                reasons.append(f"{url}: {e}")
-                break
-            except _Dropped as e:
-                attempt += 1
-                if attempt > retries:
-                    have = part.stat().st_size if part.exists() else 0
-                    raise DataError(
-                        f"download of {url} interrupted at {have:,} bytes ({e}); "
-                        f"run `{again}` again to resume from {part}"
-                    ) from None
-                time.sleep(retry_wait * 2 ** (attempt - 1))
-        if done:
-            break
-    if not done:
-        checksum = f" (md5 {md5})" if md5 else ""
-        raise UnreachableError(
-            f"cannot download {target.name}: {'; '.join(reasons)}. If this machine is offline, "
-            f"fetch {urls[0]} elsewhere and put it at {target}{checksum}, or set {MIRROR_ENV}"
-        )
+    resumed = part.exists() and part.stat().st_size > 0
+    args = (urls, part, target, md5, size, retries, timeout, retry_wait, bar, hint)
+    url = _fetch_part(*args)
     if md5 is not None:
         got = md5_of(part)
+        if got != md5 and resumed:
+            # the old .part may hold another file's bytes or a bad earlier transfer: start over once
+            part.unlink()
+            url = _fetch_part(*args)
+            got = md5_of(part)
         if got != md5:
             part.unlink()
             raise DataError(
@@ -178,6 +158,34 @@ def download(
         finally:
             os.close(dfd)
     return target
+
+
+def _fetch_part(urls, part, target, md5, size, retries, timeout, retry_wait, bar, hint) -> str:
+    """Complete ``part`` from the first reachable URL, resuming dropped transfers; return that URL."""
+    reasons: list[str] = []
+    for url in urls:
+        attempt = 0
+        while True:
+            try:
+                _transfer(url, part, size, timeout, bar, target.name)
+                return url
+            except _Unreachable as e:
+                reasons.append(f"{url}: {e}")
+                break
+            except _Dropped as e:
+                attempt += 1
+                if attempt > retries:
+                    have = part.stat().st_size if part.exists() else 0
+                    raise DataError(
+                        f"download of {url} interrupted at {have:,} bytes ({e}); "
+                        f"run `{hint or 'the same download'}` again to resume from {part}"
+                    ) from None
+                time.sleep(retry_wait * 2 ** (attempt - 1))
+    checksum = f" (md5 {md5})" if md5 else ""
+    raise UnreachableError(
+        f"cannot download {target.name}: {'; '.join(reasons)}. If this machine is offline, "
+        f"fetch {urls[0]} elsewhere and put it at {target}{checksum}, or set {MIRROR_ENV}"
+    )
 
 
 def _transfer(url: str, part: Path, size: int | None, timeout: float, bar, label: str) -> None:
@@ -241,6 +249,11 @@ def _describe(reason: object) -> str:
     return text.splitlines()[0]
 
 
+def _say(bar, text: str) -> None:
+    if bar is not None:
+        bar.console.print(text)
+
+
 @contextlib.contextmanager
 def _progress(enabled: bool):
     if not enabled:
@@ -262,5 +275,11 @@ def _progress(enabled: bool):
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns) as bar:
+    from rich.console import Console
+
+    console = Console()
+    # each finished file prints its own line; the live bar only where a terminal can redraw it
+    with Progress(
+        *columns, console=console, transient=True, disable=not console.is_terminal
+    ) as bar:
         yield bar
