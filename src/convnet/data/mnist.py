@@ -153,9 +153,9 @@ def load_idx_folder(
         )
     return Dataset(
         name=name or str(folder),
-        x_train=torch.from_numpy(arrays["train_images"].copy()).unsqueeze(1),
+        x_train=torch.from_numpy(arrays["train_images"]).unsqueeze(1),
         y_train=torch.from_numpy(arrays["train_labels"].astype(np.int64)),
-        x_test=torch.from_numpy(arrays["test_images"].copy()).unsqueeze(1),
+        x_test=torch.from_numpy(arrays["test_images"]).unsqueeze(1),
         y_test=torch.from_numpy(arrays["test_labels"].astype(np.int64)),
         classes=classes,
     )
