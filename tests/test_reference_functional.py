@@ -1,0 +1,321 @@
+"""The reference engine's forward/backward pairs against torch (float64) and the notes' numbers."""
+
+from __future__ import annotations
+
+import doctest
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from convnet.reference import functional as F
+from convnet.reference import im2col as I
+
+SETTINGS = settings(max_examples=25, deadline=None)
+
+
+def rel(a, b) -> float:
+    """max |a - b| relative to the largest |b| (robust to entries near zero)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
+
+
+def torch_grads(fn, *arrays, dout=None, seed=0):
+    """Run ``fn`` on float64 tensors; return (out, dout, [grad of each array])."""
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*ts)
+    if dout is None:
+        dout = np.random.default_rng(seed).standard_normal(tuple(out.shape))
+    out.backward(torch.tensor(dout))
+    return out.detach().numpy(), dout, [t.grad.numpy() for t in ts]
+
+
+@st.composite
+def conv_cases(draw):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    cg = draw(st.integers(1, 3))
+    kg = draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))  # non-square kernels
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 9))
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 9))
+    n = draw(st.integers(1, 2))
+    bias = draw(st.booleans())
+    return n, cg * groups, h, w, kg * groups, (kh, kw), (sh, sw), (ph, pw), (dh, dw), groups, bias
+
+
+@SETTINGS
+@given(conv_cases(), st.integers(0, 2**16))
+def test_conv_fast_and_naive_match_torch(case, seed):
+    n, c, h, w, k, kernel, stride, padding, dilation, groups, bias = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w))
+    wt = rng.standard_normal((k, c // groups, *kernel))
+    b = rng.standard_normal(k) if bias else None
+    arrays = (x, wt, b) if bias else (x, wt)
+
+    def tfn(*ts):
+        return TF.conv2d(ts[0], ts[1], ts[2] if bias else None, stride, padding, dilation, groups)
+
+    ref, dout, grads = torch_grads(tfn, *arrays, seed=seed)
+    for fwd, bwd in ((F.conv2d_forward, F.conv2d_backward), (F.conv2d_forward_naive, F.conv2d_backward_naive)):
+        out, cache = fwd(x, wt, b, stride, padding, dilation, groups)
+        assert out.shape == ref.shape
+        assert rel(out, ref) < 1e-10
+        dx, dw, db = bwd(dout, cache)
+        assert rel(dx, grads[0]) < 1e-10
+        assert rel(dw, grads[1]) < 1e-10
+        if bias:
+            assert rel(db, grads[2]) < 1e-10
+        else:
+            assert db is None
+
+
+def test_conv_backward_is_conv_with_flipped_filters():
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((5, 3, 3, 2))
+    out, cache = F.conv2d_forward(x, w, None, padding=1)
+    dout = rng.standard_normal(out.shape)
+    dx, _, _ = F.conv2d_backward(dout, cache)
+    assert rel(F.conv2d_input_grad_flipped(dout, w, padding=1), dx) < 1e-12
+    # the column route (col2im) gives the same: K > C makes conv2d_backward use it
+    assert rel(F.conv2d_backward_naive(dout, F.conv2d_forward_naive(x, w, None, padding=1)[1])[0], dx) < 1e-12
+
+
+def test_im2col_matches_notes_and_unfold():
+    x = np.zeros((1, 3, 227, 227), dtype=np.float32)
+    assert I.im2col(x, 11, stride=4).shape == (55 * 55, 363)  # the notes' [363 x 3025]
+    assert I.im2col_extra_bytes((1, 3, 227, 227), 11, 4) == 363 * 3025 * 4
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 6, 7))
+    cols = I.im2col(x, (2, 3), stride=(2, 1), padding=(1, 0))
+    unfold = TF.unfold(torch.tensor(x), (2, 3), stride=(2, 1), padding=(1, 0)).numpy()  # (N, CKK, L)
+    assert np.array_equal(cols, unfold.transpose(0, 2, 1).reshape(-1, 18))
+    hwc = I.im2col(x, (2, 3), stride=(2, 1), padding=(1, 0), layout="hwc").reshape(-1, 2, 3, 3)
+    assert np.array_equal(hwc.transpose(0, 3, 1, 2).reshape(-1, 18), cols)
+
+
+def test_col2im_is_the_adjoint_of_im2col():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 8, 7))
+    args = ((3, 2), (2, 1), (1, 1), (2, 1))
+    for layout in ("chw", "hwc"):
+        cols = I.im2col(x, *args, layout=layout)
+        y = rng.standard_normal(cols.shape)
+        # <im2col(x), y> == <x, col2im(y)>
+        assert np.isclose(np.sum(cols * y), np.sum(x * I.col2im(y, x.shape, *args, layout=layout)))
+
+
+def test_naive_conv_warns_on_large_inputs():
+    x = np.zeros((8, 3, 32, 32), dtype=np.float32)
+    w = np.zeros((32, 3, 3, 3), dtype=np.float32)
+    with warnings.catch_warnings():
+        # the warning comes before the loops; raising it skips the slow work in this test
+        warnings.simplefilter("error", F.SlowPathWarning)
+        with pytest.raises(F.SlowPathWarning, match="262,144 Python iterations"):
+            F.conv2d_forward_naive(x, w, None, padding=1)
+
+
+def test_naive_conv_small_input_is_silent():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        F.conv2d_forward_naive(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3)), None)
+
+
+def test_shape_errors_name_the_problem():
+    from convnet.errors import ShapeError
+
+    with pytest.raises(ShapeError, match="channels"):
+        F.conv2d_forward(np.zeros((1, 3, 8, 8)), np.zeros((4, 2, 3, 3)), None)
+    with pytest.raises(ShapeError, match="does not fit"):
+        F.conv2d_forward(np.zeros((1, 3, 4, 4)), np.zeros((4, 3, 7, 7)), None)
+
+
+@st.composite
+def pool_cases(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
+    h = draw(st.integers(max(1, kh - 2 * ph), 9))
+    w = draw(st.integers(max(1, kw - 2 * pw), 9))
+    return (draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w), (kh, kw), (sh, sw), (ph, pw), draw(st.booleans())
+
+
+@SETTINGS
+@given(pool_cases(), st.integers(1, 2), st.booleans(), st.integers(0, 2**16))
+def test_pools_match_torch(case, dil, include_pad, seed):
+    shape, kernel, stride, padding, ceil = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    ref, dout, (g,) = torch_grads(lambda t: TF.avg_pool2d(t, kernel, stride, padding, ceil, include_pad), x, seed=seed)
+    out, cache = F.avgpool2d_forward(x, kernel, stride, padding, ceil, include_pad)
+    assert rel(out, ref) < 1e-12 and rel(F.avgpool2d_backward(dout, cache), g) < 1e-12
+    span = [dil * (k - 1) + 1 for k in kernel]
+    if all(s + 2 * p >= sp for s, p, sp in zip(shape[2:], padding, span)):
+        ref, dout, (g,) = torch_grads(lambda t: TF.max_pool2d(t, kernel, stride, padding, dil, ceil), x, seed=seed)
+        out, cache = F.maxpool2d_forward(x, kernel, stride, padding, dil, ceil)
+        assert rel(out, ref) < 1e-12 and rel(F.maxpool2d_backward(dout, cache), g) < 1e-12
+
+
+def test_maxpool_switches_route_gradient_to_the_max():
+    x = np.array([[[[1.0, 3.0], [2.0, 0.0]]]])
+    out, cache = F.maxpool2d_forward(x, 2)
+    assert out.item() == 3.0
+    assert np.array_equal(F.maxpool2d_backward(np.ones((1, 1, 1, 1)), cache), [[[[0, 1], [0, 0]]]])
+
+
+@pytest.mark.parametrize("hw,out", [((13, 11), (6, 6)), ((6, 6), (6, 6)), ((1, 1), (7, 7)), ((3, 5), (6, 4))])
+def test_adaptive_pools_match_torch(hw, out):
+    x = np.random.default_rng(3).standard_normal((2, 3, *hw))
+    ref, dout, (g,) = torch_grads(lambda t: TF.adaptive_avg_pool2d(t, out), x)
+    y, cache = F.adaptive_avgpool2d_forward(x, out)
+    assert rel(y, ref) < 1e-12 and rel(F.adaptive_avgpool2d_backward(dout, cache), g) < 1e-12
+    ref, dout, (g,) = torch_grads(lambda t: TF.adaptive_max_pool2d(t, out), x)
+    y, cache = F.adaptive_maxpool2d_forward(x, out)
+    assert rel(y, ref) < 1e-12 and rel(F.adaptive_maxpool2d_backward(dout, cache), g) < 1e-12
+
+
+def test_l2pool_matches_convnet_layer():
+    from convnet.layers.l2pool import L2Pool2d
+
+    x = np.random.default_rng(4).standard_normal((2, 3, 7, 8))
+    x[0, 0, :2, :2] = 0  # a window of zeros: gradient 0, not NaN
+    layer = L2Pool2d(3, 2, 1)
+    ref, dout, (g,) = torch_grads(lambda t: layer(t), x)
+    out, cache = F.l2pool2d_forward(x, 3, 2, 1)
+    assert rel(out, ref) < 1e-12 and rel(F.l2pool2d_backward(dout, cache), g) < 1e-12
+
+
+@pytest.mark.parametrize("size", [1, 2, 5])
+def test_lrn_matches_torch(size):
+    x = np.random.default_rng(5).standard_normal((2, 7, 3, 4)) * 3
+    mod = torch.nn.LocalResponseNorm(size, alpha=0.3, beta=0.75, k=2.0)
+    ref, dout, (g,) = torch_grads(mod, x)
+    out, cache = F.lrn_forward(x, size, 0.3, 0.75, 2.0)
+    assert rel(out, ref) < 1e-12 and rel(F.lrn_backward(dout, cache), g) < 1e-12
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(6, 4, 3, 5), (8, 5)])
+def test_batchnorm_matches_torch(training, shape):
+    rng = np.random.default_rng(6)
+    x, gamma, beta = rng.standard_normal(shape) * 2 + 1, rng.standard_normal(shape[1]), rng.standard_normal(shape[1])
+    rm, rv = rng.standard_normal(shape[1]), rng.random(shape[1]) + 0.5
+    trm, trv = torch.tensor(rm), torch.tensor(rv)
+    ref, dout, grads = torch_grads(
+        lambda t, g, b: TF.batch_norm(t, trm, trv, g, b, training, 0.1, 1e-5), x, gamma, beta
+    )
+    out, cache = F.batchnorm_forward(x, gamma, beta, rm, rv, training, 0.1, 1e-5)
+    dx, dg, db = F.batchnorm_backward(dout, cache)
+    assert rel(out, ref) < 1e-12
+    for a, b in zip((dx, dg, db), grads):
+        assert rel(a, b) < 1e-10
+    assert rel(rm, trm.numpy()) < 1e-12 and rel(rv, trv.numpy()) < 1e-12  # running stats moved alike
+
+
+def test_linear_and_activations_match_torch():
+    rng = np.random.default_rng(7)
+    x, w, b = rng.standard_normal((4, 6)), rng.standard_normal((3, 6)), rng.standard_normal(3)
+    ref, dout, grads = torch_grads(TF.linear, x, w, b)
+    out, cache = F.linear_forward(x, w, b)
+    assert rel(out, ref) < 1e-12
+    assert all(rel(a, g) < 1e-12 for a, g in zip(F.linear_backward(dout, cache), grads))
+    x = rng.standard_normal((3, 5)) * 4
+    for fwd, bwd, tfn in (
+        (F.relu_forward, F.relu_backward, torch.relu),
+        (F.sigmoid_forward, F.sigmoid_backward, torch.sigmoid),
+        (F.tanh_forward, F.tanh_backward, torch.tanh),
+        (lambda a: F.leaky_relu_forward(a, 0.2), F.leaky_relu_backward, lambda t: TF.leaky_relu(t, 0.2)),
+    ):
+        ref, dout, (g,) = torch_grads(tfn, x)
+        out, cache = fwd(x)
+        assert rel(out, ref) < 1e-12 and rel(bwd(dout, cache), g) < 1e-12
+
+
+@pytest.mark.parametrize("stride,padding", [(1, 0), (2, 1), ((1, 2), (0, 1))])
+def test_locally_connected_matches_convnet_layer(stride, padding):
+    from convnet.layers.locally_connected import LocallyConnected2d
+
+    torch.manual_seed(0)
+    layer = LocallyConnected2d(3, 4, (7, 8), (3, 2), stride=stride, padding=padding).double()
+    x = np.random.default_rng(8).standard_normal((2, 3, 7, 8))
+    ref, dout, (g,) = torch_grads(layer, x)
+    w, b = layer.weight.detach().numpy(), layer.bias.detach().numpy()
+    out, cache = F.locally_connected2d_forward(x, w, b, (3, 2), stride, padding)
+    dx, dw, db = F.locally_connected2d_backward(dout, cache)
+    assert rel(out, ref) < 1e-12 and rel(dx, g) < 1e-12
+    assert rel(dw, layer.weight.grad.numpy()) < 1e-12 and rel(db, layer.bias.grad.numpy()) < 1e-12
+
+
+def test_dropout_is_inverted():
+    x = np.ones((200, 500))
+    out, mask = F.dropout_forward(x, 0.3, True, np.random.default_rng(0))
+    assert abs(out.mean() - 1.0) < 0.01  # expectation kept: no rescaling needed at test time
+    assert abs((out == 0).mean() - 0.3) < 0.01
+    assert np.array_equal(F.dropout_backward(np.ones_like(x), mask), mask)
+    assert F.dropout_forward(x, 0.3, False)[0] is x
+
+
+def test_losses_match_torch_and_formula():
+    rng = np.random.default_rng(9)
+    s, y = rng.standard_normal((5, 4)) * 3, rng.integers(0, 4, 5)
+    loss, d = F.softmax_cross_entropy(s, y)
+    t = torch.tensor(s, requires_grad=True)
+    ref = TF.cross_entropy(t, torch.tensor(y))
+    ref.backward()
+    assert abs(loss - ref.item()) < 1e-12 and rel(d, t.grad.numpy()) < 1e-12
+    loss, d = F.svm_hinge(s, y)
+    t = torch.tensor(s, requires_grad=True)
+    correct = t.gather(1, torch.tensor(y)[:, None])
+    margins = torch.clamp(t - correct + 1, min=0)
+    ref = (margins.sum() - margins.gather(1, torch.tensor(y)[:, None]).sum()) / 5
+    ref.backward()
+    assert abs(loss - ref.item()) < 1e-12 and rel(d, t.grad.numpy()) < 1e-12
+
+
+def test_concat_add_flatten_round_trip():
+    a, b = np.ones((2, 3, 4, 4)), np.zeros((2, 5, 4, 4))
+    out, cache = F.concat_forward([a, b], 1)
+    da, db = F.concat_backward(out, cache)
+    assert out.shape == (2, 8, 4, 4) and np.array_equal(da, a) and np.array_equal(db, b)
+    s, cache = F.add_forward(a, np.ones((1, 3, 1, 1)))
+    ga, gb = F.add_backward(np.ones_like(s), cache)
+    assert gb.shape == (1, 3, 1, 1) and np.all(gb == 32)
+    f, cache = F.flatten_forward(a)
+    assert f.shape == (2, 48) and F.flatten_backward(f, cache).shape == a.shape
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "convnet.reference.functional_conv",
+        "convnet.reference.functional_pool",
+        "convnet.reference.im2col",
+        "convnet.reference.losses",
+        "convnet.reference.gradcheck",
+    ],
+)
+def test_doctests(module):
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0 and result.attempted > 0
+
+
+def test_core_never_imports_torch():
+    code = (
+        "import sys\n"
+        "import convnet.reference, convnet.reference.functional, convnet.reference.layers\n"
+        "import convnet.reference.graph_ops, convnet.reference.net, convnet.reference.solver\n"
+        "import convnet.reference.optim, convnet.reference.gradcheck, convnet.reference.im2col\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
