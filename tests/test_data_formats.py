@@ -10,6 +10,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from convnet.data import load
@@ -296,3 +298,25 @@ def test_exif_orientation_is_applied(tmp_path):
     data = load(str(tmp_path), test_fraction=0.0)
     assert data.input_size == (3, 6, 4)  # displayed upright: 6 rows, 4 columns
     np.testing.assert_array_equal(data.x_train[0].permute(1, 2, 0).numpy(), np.rot90(a, k=-1))
+
+
+IDX_TYPE_CODES = {"u1": 0x08, "i1": 0x09, "i2": 0x0B, "i4": 0x0C, "f4": 0x0D, "f8": 0x0E}
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    code=st.sampled_from(sorted(IDX_TYPE_CODES)),
+    shape=st.lists(st.integers(0, 5), min_size=1, max_size=4),
+    gz=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_read_idx_any_type_and_rank(tmp_path_factory, code, shape, gz, seed):
+    """The IDX definition: 0, 0, type code, rank, big-endian uint32 sizes, big-endian values."""
+    a = (np.random.default_rng(seed).standard_normal(shape) * 100).astype(code)
+    raw = bytes([0, 0, IDX_TYPE_CODES[code], len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
+    raw += a.astype(">" + code).tobytes()
+    path = tmp_path_factory.mktemp("idx") / "f"
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    out = read_idx(path)
+    assert out.shape == tuple(shape) and out.dtype == np.dtype(code)
+    np.testing.assert_array_equal(out, a)
