@@ -66,7 +66,10 @@ def test_conv_fast_and_naive_match_torch(case, seed):
         return TF.conv2d(ts[0], ts[1], ts[2] if bias else None, stride, padding, dilation, groups)
 
     ref, dout, grads = torch_grads(tfn, *arrays, seed=seed)
-    for fwd, bwd in ((F.conv2d_forward, F.conv2d_backward), (F.conv2d_forward_naive, F.conv2d_backward_naive)):
+    for fwd, bwd in (
+        (F.conv2d_forward, F.conv2d_backward),
+        (F.conv2d_forward_naive, F.conv2d_backward_naive),
+    ):
         out, cache = fwd(x, wt, b, stride, padding, dilation, groups)
         assert out.shape == ref.shape
         assert rel(out, ref) < 1e-10
@@ -87,7 +90,10 @@ def test_conv_backward_is_conv_with_flipped_filters():
     dx, _, _ = F.conv2d_backward(dout, cache)
     assert rel(F.conv2d_input_grad_flipped(dout, w, padding=1), dx) < 1e-12
     # the column route (col2im) gives the same: K > C makes conv2d_backward use it
-    assert rel(F.conv2d_backward_naive(dout, F.conv2d_forward_naive(x, w, None, padding=1)[1])[0], dx) < 1e-12
+    assert (
+        rel(F.conv2d_backward_naive(dout, F.conv2d_forward_naive(x, w, None, padding=1)[1])[0], dx)
+        < 1e-12
+    )
 
 
 def test_im2col_matches_notes_and_unfold():
@@ -97,7 +103,9 @@ def test_im2col_matches_notes_and_unfold():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 6, 7))
     cols = I.im2col(x, (2, 3), stride=(2, 1), padding=(1, 0))
-    unfold = TF.unfold(torch.tensor(x), (2, 3), stride=(2, 1), padding=(1, 0)).numpy()  # (N, CKK, L)
+    unfold = TF.unfold(
+        torch.tensor(x), (2, 3), stride=(2, 1), padding=(1, 0)
+    ).numpy()  # (N, CKK, L)
     assert np.array_equal(cols, unfold.transpose(0, 2, 1).reshape(-1, 18))
     hwc = I.im2col(x, (2, 3), stride=(2, 1), padding=(1, 0), layout="hwc").reshape(-1, 2, 3, 3)
     assert np.array_equal(hwc.transpose(0, 3, 1, 2).reshape(-1, 18), cols)
@@ -146,7 +154,13 @@ def pool_cases(draw):
     ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
     h = draw(st.integers(max(1, kh - 2 * ph), 9))
     w = draw(st.integers(max(1, kw - 2 * pw), 9))
-    return (draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w), (kh, kw), (sh, sw), (ph, pw), draw(st.booleans())
+    return (
+        (draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w),
+        (kh, kw),
+        (sh, sw),
+        (ph, pw),
+        draw(st.booleans()),
+    )
 
 
 @SETTINGS
@@ -155,12 +169,16 @@ def test_pools_match_torch(case, dil, include_pad, seed):
     shape, kernel, stride, padding, ceil = case
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape)
-    ref, dout, (g,) = torch_grads(lambda t: TF.avg_pool2d(t, kernel, stride, padding, ceil, include_pad), x, seed=seed)
+    ref, dout, (g,) = torch_grads(
+        lambda t: TF.avg_pool2d(t, kernel, stride, padding, ceil, include_pad), x, seed=seed
+    )
     out, cache = F.avgpool2d_forward(x, kernel, stride, padding, ceil, include_pad)
     assert rel(out, ref) < 1e-12 and rel(F.avgpool2d_backward(dout, cache), g) < 1e-12
     span = [dil * (k - 1) + 1 for k in kernel]
     if all(s + 2 * p >= sp for s, p, sp in zip(shape[2:], padding, span)):
-        ref, dout, (g,) = torch_grads(lambda t: TF.max_pool2d(t, kernel, stride, padding, dil, ceil), x, seed=seed)
+        ref, dout, (g,) = torch_grads(
+            lambda t: TF.max_pool2d(t, kernel, stride, padding, dil, ceil), x, seed=seed
+        )
         out, cache = F.maxpool2d_forward(x, kernel, stride, padding, dil, ceil)
         assert rel(out, ref) < 1e-12 and rel(F.maxpool2d_backward(dout, cache), g) < 1e-12
 
@@ -172,7 +190,9 @@ def test_maxpool_switches_route_gradient_to_the_max():
     assert np.array_equal(F.maxpool2d_backward(np.ones((1, 1, 1, 1)), cache), [[[[0, 1], [0, 0]]]])
 
 
-@pytest.mark.parametrize("hw,out", [((13, 11), (6, 6)), ((6, 6), (6, 6)), ((1, 1), (7, 7)), ((3, 5), (6, 4))])
+@pytest.mark.parametrize(
+    "hw,out", [((13, 11), (6, 6)), ((6, 6), (6, 6)), ((1, 1), (7, 7)), ((3, 5), (6, 4))]
+)
 def test_adaptive_pools_match_torch(hw, out):
     x = np.random.default_rng(3).standard_normal((2, 3, *hw))
     ref, dout, (g,) = torch_grads(lambda t: TF.adaptive_avg_pool2d(t, out), x)
@@ -207,7 +227,11 @@ def test_lrn_matches_torch(size):
 @pytest.mark.parametrize("shape", [(6, 4, 3, 5), (8, 5)])
 def test_batchnorm_matches_torch(training, shape):
     rng = np.random.default_rng(6)
-    x, gamma, beta = rng.standard_normal(shape) * 2 + 1, rng.standard_normal(shape[1]), rng.standard_normal(shape[1])
+    x, gamma, beta = (
+        rng.standard_normal(shape) * 2 + 1,
+        rng.standard_normal(shape[1]),
+        rng.standard_normal(shape[1]),
+    )
     rm, rv = rng.standard_normal(shape[1]), rng.random(shape[1]) + 0.5
     trm, trv = torch.tensor(rm), torch.tensor(rv)
     ref, dout, grads = torch_grads(
@@ -218,7 +242,9 @@ def test_batchnorm_matches_torch(training, shape):
     assert rel(out, ref) < 1e-12
     for a, b in zip((dx, dg, db), grads):
         assert rel(a, b) < 1e-10
-    assert rel(rm, trm.numpy()) < 1e-12 and rel(rv, trv.numpy()) < 1e-12  # running stats moved alike
+    assert (
+        rel(rm, trm.numpy()) < 1e-12 and rel(rv, trv.numpy()) < 1e-12
+    )  # running stats moved alike
 
 
 def test_linear_and_activations_match_torch():
@@ -233,7 +259,11 @@ def test_linear_and_activations_match_torch():
         (F.relu_forward, F.relu_backward, torch.relu),
         (F.sigmoid_forward, F.sigmoid_backward, torch.sigmoid),
         (F.tanh_forward, F.tanh_backward, torch.tanh),
-        (lambda a: F.leaky_relu_forward(a, 0.2), F.leaky_relu_backward, lambda t: TF.leaky_relu(t, 0.2)),
+        (
+            lambda a: F.leaky_relu_forward(a, 0.2),
+            F.leaky_relu_backward,
+            lambda t: TF.leaky_relu(t, 0.2),
+        ),
     ):
         ref, dout, (g,) = torch_grads(tfn, x)
         out, cache = fwd(x)
