@@ -55,7 +55,16 @@ def register_model(
         if key in _MODELS:
             raise ValueError(f"model {key!r} is registered twice")
         _MODELS[key] = ModelCard(
-            key, fn, family, year, paper, tuple(input_size), params, result, num_classes, torchvision_keys
+            key,
+            fn,
+            family,
+            year,
+            paper,
+            tuple(input_size),
+            params,
+            result,
+            num_classes,
+            torchvision_keys,
         )
         return fn
 

@@ -13,7 +13,7 @@ from ..errors import WeightsError
 
 def _strip_prefix(state: dict) -> dict:
     if state and all(k.startswith("module.") for k in state):  # saved from DistributedDataParallel
-        return {k[len("module."):]: v for k, v in state.items()}
+        return {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 
@@ -41,7 +41,12 @@ def load_weights(model: nn.Module, path: str, *, quiet: bool = False) -> nn.Modu
         if other_conflicts:
             parts.append(
                 "shape conflicts ("
-                + _short([f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in other_conflicts])
+                + _short(
+                    [
+                        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                        for k in other_conflicts
+                    ]
+                )
                 + ")"
             )
         raise WeightsError(f"{path} does not fit {type(model).__name__}: " + "; ".join(parts))

@@ -1,3 +1,21 @@
 """Imports every architecture family so each registers its builders."""
 
-from . import alexnet, lenet, vgg  # noqa: F401
+from . import (  # noqa: F401
+    alexnet,
+    allconv,
+    cifar_resnet,
+    densenet,
+    fractalnet,
+    googlenet,
+    highway,
+    inception_v4,
+    lenet,
+    nin,
+    preact_resnet,
+    resnet,
+    senet,
+    squeezenet,
+    vgg,
+    wrn,
+    zfnet,
+)

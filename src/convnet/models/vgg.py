@@ -17,7 +17,29 @@ CONFIGS: dict[str, list[int | str]] = {
     "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "B": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-    "E": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+    "E": [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+    ],
 }
 
 
@@ -65,7 +87,12 @@ _PAPER = "Very Deep Convolutional Networks for Large-Scale Image Recognition"
 _COUNTS = {  # (plain, with batch norm)
     "vgg11": ("A", 132_863_336, 132_868_840, "top-5 10.4% (single net, multi-scale eval)"),
     "vgg13": ("B", 133_047_848, 133_053_736, "top-5 9.9%"),
-    "vgg16": ("D", 138_357_544, 138_365_992, "ILSVRC-2014 2nd; top-5 8.8% single net, 7.3% ensemble"),
+    "vgg16": (
+        "D",
+        138_357_544,
+        138_365_992,
+        "ILSVRC-2014 2nd; top-5 8.8% single net, 7.3% ensemble",
+    ),
     "vgg19": ("E", 143_667_240, 143_678_248, "top-5 9.0%"),
 }
 
@@ -74,13 +101,20 @@ def _register_all() -> None:
     for name, (cfg, plain, bn, result) in _COUNTS.items():
         for suffix, batch_norm, count in (("", False, plain), ("_bn", True, bn)):
 
-            def builder(num_classes: int = 1000, in_chans: int = 3, _cfg=cfg, _bn=batch_norm, **options) -> VGG:
+            def builder(
+                num_classes: int = 1000, in_chans: int = 3, _cfg=cfg, _bn=batch_norm, **options
+            ) -> VGG:
                 return _vgg(_cfg, _bn, num_classes, in_chans, **options)
 
             builder.__name__ = builder.__qualname__ = name + suffix
             builder.__doc__ = f"VGG configuration {cfg}{' with batch norm' if batch_norm else ''}."
             register_model(
-                family="VGG", year=2014, paper=_PAPER, params=count, result=result, torchvision_keys=True,
+                family="VGG",
+                year=2014,
+                paper=_PAPER,
+                params=count,
+                result=result,
+                torchvision_keys=True,
                 name=name + suffix,
             )(builder)
             globals()[name + suffix] = builder

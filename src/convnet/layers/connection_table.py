@@ -1,0 +1,86 @@
+"""A convolution whose output maps each see only a chosen subset of the input maps.
+
+LeNet-5's C3 (LeCun et al. 1998, Table I) connects its 16 maps to subsets of S2's 6 maps, to
+break symmetry and to keep the connection count down. Only the connected filters are
+parameters, so the parameter count is the paper's: sum_o |table[o]| kh kw + C_out
+(C3: 60 * 25 + 16 = 1,516).
+
+``weight`` has shape (connections, kh, kw), ordered by output map then by input map as listed
+in ``table``; the forward pass scatters it into a dense (C_out, C_in, kh, kw) filter bank whose
+unconnected entries are zero and runs one ordinary convolution.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# LeNet-5's C3 table: C3 map o reads the S2 maps listed (paper Table I, columns 0..15).
+LENET5_C3_TABLE: tuple[tuple[int, ...], ...] = (
+    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (0, 4, 5), (0, 1, 5),
+    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (0, 3, 4, 5), (0, 1, 4, 5), (0, 1, 2, 5),
+    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
+    (0, 1, 2, 3, 4, 5),
+)  # fmt: skip
+
+
+class ConnectionTableConv2d(nn.Module):
+    """Conv2d restricted to a connection table: output map o reads input maps ``table[o]``."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        table: Sequence[Sequence[int]],
+        kernel_size: int | tuple[int, int],
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.in_channels = int(in_channels)
+        self.out_channels = len(table)
+        self.kernel_size = (
+            (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        )
+        self.stride, self.padding = stride, padding
+        pairs = [(o, i) for o, ins in enumerate(table) for i in ins]
+        if any(not 0 <= i < self.in_channels for _, i in pairs):
+            raise ValueError(
+                f"ConnectionTableConv2d: table names an input map outside 0..{self.in_channels - 1}"
+            )
+        self.table = tuple(tuple(int(i) for i in ins) for ins in table)
+        self.register_buffer("out_index", torch.tensor([o for o, _ in pairs]), persistent=False)
+        self.register_buffer("in_index", torch.tensor([i for _, i in pairs]), persistent=False)
+        self.weight = nn.Parameter(torch.empty(len(pairs), *self.kernel_size))
+        self.bias = nn.Parameter(torch.empty(self.out_channels)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Uniform in +-1/sqrt(fan_in) with each output map's own fan-in (as nn.Conv2d does)."""
+        area = self.kernel_size[0] * self.kernel_size[1]
+        start = 0
+        with torch.no_grad():
+            for o, ins in enumerate(self.table):  # rows are grouped by output map, in table order
+                bound = 1.0 / math.sqrt(len(ins) * area)
+                nn.init.uniform_(self.weight[start : start + len(ins)], -bound, bound)
+                if self.bias is not None:
+                    nn.init.uniform_(self.bias[o : o + 1], -bound, bound)
+                start += len(ins)
+
+    def dense_weight(self) -> torch.Tensor:
+        """The (C_out, C_in, kh, kw) filter bank with zeros where the table has no connection."""
+        w = self.weight.new_zeros(self.out_channels, self.in_channels, *self.kernel_size)
+        return w.index_put((self.out_index, self.in_index), self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.dense_weight(), self.bias, stride=self.stride, padding=self.padding)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"connections={self.weight.shape[0]}, stride={self.stride}, padding={self.padding}"
+        )

@@ -1,0 +1,235 @@
+"""Every zoo model: exact parameter count (the papers' / torchvision's numbers, typed in here as
+the independent check), the summary at the canonical input, and a forward + backward pass."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import convnet
+from convnet.models import AuxOutputs, create_model, get_card, list_models
+
+# Exact parameter counts at the default head. From the issue (torchvision's and timm's published
+# architectures, the papers' tables); the rest worked out by hand from the layer tables:
+#   lenet5_1998: C1 156 + S2 12 + C3 (60*25 + 16) 1,516 + S4 32 + C5 48,120 + F6 10,164 + 850
+#   googlenet_paper: stem 124,416 + inceptions 5,849,136 + FC 1,025,000 + aux 3,188,840 + 3,190,888
+#   preact_resnet20: conv 432 + stages 14,016 + 51,552 + 205,504 + BN 128 + FC 650
+#   preact_resnet164: 432 + 81,952 + 326,272 + 1,291,520 + 512 + 2,570
+#   allconv: 2,688 + 2*83,040 + 166,080 + 3*331,968 + 37,056 + 1,930
+#   highway (depth 10, width 50): 784*50 + 50 + 9 * 2 * (50*50 + 50) + 50*10 + 10
+PARAMS = {
+    "alexnet": 61_100_840,
+    "alexnet_original": 60_965_224,
+    "allconv": 1_369_738,
+    "densenet121": 7_978_856,
+    "densenet161": 28_681_000,
+    "densenet169": 14_149_480,
+    "densenet201": 20_013_928,
+    "fractalnet_cifar": 33_724_618,
+    "googlenet": 13_004_888,
+    "googlenet_paper": 13_378_280,
+    "highway": 85_660,
+    "inception_v4": 42_679_816,
+    "lenet5": 61_706,
+    "lenet5_1998": 60_850,
+    "nin_cifar": 966_986,
+    "preact_resnet20": 272_282,
+    "preact_resnet56": 855_578,
+    "preact_resnet110": 1_730_522,
+    "preact_resnet164": 1_703_258,
+    "preact_resnet1001": 10_327_706,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    "resnet20": 269_722,
+    "resnet32": 464_154,
+    "resnet44": 658_586,
+    "resnet56": 853_018,
+    "resnet110": 1_727_962,
+    "resnet1202": 19_421_274,
+    "resnext50_32x4d": 25_028_904,
+    "seresnet50": 28_088_024,
+    "squeezenet1_0": 1_248_424,
+    "squeezenet1_1": 1_235_496,
+    "vgg11": 132_863_336,
+    "vgg13": 133_047_848,
+    "vgg16": 138_357_544,
+    "vgg19": 143_667_240,
+    "vgg11_bn": 132_868_840,
+    "vgg13_bn": 133_053_736,
+    "vgg16_bn": 138_365_992,
+    "vgg19_bn": 143_678_248,
+    "wide_resnet50_2": 68_883_240,
+    "wrn28_10": 36_479_194,
+    "zfnet": 62_357_608,
+}
+
+# Smallest convenient input side per model for the CPU forward/backward (fast, still valid).
+SIDE = {
+    "lenet5": 32,
+    "lenet5_1998": 32,  # C5's 5x5 conv must see exactly 5x5
+    "highway": 28,  # fully connected on flattened 28x28
+    "fractalnet_cifar": 32,  # five 2x2 pools
+    "alexnet_original": 67,  # unpadded 11x11/4 conv, then three 3x3/2 pools
+    "googlenet_paper": 96,  # the aux heads' 5x5/3 pool needs a 5x5 map at inception4a
+    "inception_v4": 75,  # unpadded stem convs
+}
+
+
+# Global drop-path trains one column per batch; the other columns get no gradient that step.
+MAY_SKIP_PARAMS = {"fractalnet_cifar"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # one intra-op thread per test process: CI runs two processes on two cores, and an
+    # oversubscribed OpenMP pool spins instead of computing
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _side(name: str) -> int:
+    if name in SIDE:
+        return SIDE[name]
+    return 16 if get_card(name).input_size[1] <= 32 else 64
+
+
+def _count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_every_model_has_a_count_here():
+    assert set(list_models()) == set(PARAMS)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_params_and_summary(name):
+    card = get_card(name)
+    with torch.device("meta"):
+        model = create_model(name)
+    assert _count(model) == PARAMS[name] == card.params
+    assert model.default_input_size == card.input_size
+    s = convnet.summary(model, input_size=card.input_size, training_memory=False)
+    assert s.totals["params"] == PARAMS[name]
+    assert s.totals["macs"] > 0
+    assert s.rows[-1].output[0] == card.num_classes
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward(name):
+    torch.manual_seed(0)
+    card = get_card(name)
+    model = create_model(name, num_classes=7)
+    side = _side(name)
+    x = torch.randn(2, card.input_size[0], side, side)
+    target = torch.tensor([1, 5])
+    model.train()
+    out = model(x)
+    if isinstance(out, AuxOutputs):
+        assert out.logits.shape == (2, 7) and all(a.shape == (2, 7) for a in out.aux)
+        assert out.aux_weight == 0.3
+        loss = out.loss(F.cross_entropy, target)
+        expected = F.cross_entropy(out.logits, target) + 0.3 * sum(
+            F.cross_entropy(a, target) for a in out.aux
+        )
+        torch.testing.assert_close(loss, expected)
+    else:
+        assert out.shape == (2, 7)
+        loss = F.cross_entropy(out, target)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    if name in MAY_SKIP_PARAMS:
+        grads = [g for g in grads if g is not None]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+    model.eval()
+    with torch.no_grad():
+        y = model(x[:1])
+    assert isinstance(y, torch.Tensor) and y.shape == (1, 7)
+
+
+def test_in_chans_changes_only_the_first_layer():
+    with torch.device("meta"):
+        rgb, gray = create_model("resnet18"), create_model("resnet18", in_chans=1)
+    assert _count(rgb) - _count(gray) == 2 * 64 * 7 * 7
+    assert gray.default_input_size == (1, 224, 224)
+
+
+def test_googlenet_without_aux_heads():
+    with torch.device("meta"):
+        assert _count(create_model("googlenet", aux_logits=False)) == 6_624_904
+        assert _count(create_model("googlenet_paper", aux_logits=False)) == 6_998_552
+
+
+def test_googlenet_paper_uses_true_5x5_and_torchvision_3x3():
+    with torch.device("meta"):
+        tv, paper = create_model("googlenet"), create_model("googlenet_paper")
+    assert tv.inception3a.branch3[1].conv.kernel_size == (3, 3)
+    assert paper.inception3a.branch3[1].conv.kernel_size == (5, 5)
+
+
+def test_cifar_resnet_option_b_counts():
+    with torch.device("meta"):
+        for depth, params in ((20, 272_474), (56, 855_770), (110, 1_730_714)):
+            assert _count(create_model(f"resnet{depth}", shortcut="B")) == params
+
+
+def test_cifar_option_a_shortcut_is_subsample_plus_zeros():
+    model = create_model("resnet20").eval()
+    block = model.layer2[0]
+    x = torch.randn(1, 16, 8, 8)
+    y = block.shortcut(x)
+    assert y.shape == (1, 32, 4, 4)
+    torch.testing.assert_close(y[:, :16], x[:, :, ::2, ::2])
+    assert (y[:, 16:] == 0).all()
+
+
+def test_paper_stride_on_first_1x1_keeps_the_count():
+    with torch.device("meta"):
+        m = create_model("resnet50", stride_in_1x1=True)
+    assert _count(m) == PARAMS["resnet50"]
+    assert m.layer2[0].conv1.stride == (2, 2) and m.layer2[0].conv2.stride == (1, 1)
+    with torch.device("meta"):
+        tv = create_model("resnet50")
+    assert tv.layer2[0].conv1.stride == (1, 1) and tv.layer2[0].conv2.stride == (2, 2)
+
+
+def test_stochastic_depth_linear_decay_and_full_depth_at_test():
+    model = create_model("resnet56", stochastic_depth=0.5)
+    drops = [
+        b.drop_path.p_drop for stage in (model.layer1, model.layer2, model.layer3) for b in stage
+    ]
+    L = len(drops)
+    assert L == 27
+    # p_l = 1 - l/L * (1 - p_L): the last block survives with probability 0.5
+    for i, p in enumerate(drops, start=1):
+        assert abs((1 - p) - (1 - i / L * 0.5)) < 1e-12
+    plain = create_model("resnet56")
+    plain.load_state_dict(model.state_dict())
+    model.eval(), plain.eval()
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(model(x), plain(x))  # eval: every block, no rescaling
+
+
+def test_stochastic_depth_drops_whole_branches_in_training():
+    from convnet.layers import DropPath
+
+    torch.manual_seed(0)
+    dp = DropPath(0.5).train()
+    x = torch.ones(4, 3, 2, 2)
+    outs = {float(dp(x).sum()) for _ in range(40)}
+    assert outs == {0.0, 2.0 * x.numel()}  # the whole batch kept (scaled by 1/0.5) or dropped
+
+
+def test_fractalnet_drop_path_and_deterministic_eval():
+    torch.manual_seed(1)
+    model = create_model("fractalnet_cifar", channels=(4, 4, 4, 4, 4))
+    x = torch.randn(2, 3, 32, 32)
+    model.eval()
+    torch.testing.assert_close(model(x), model(x))
+    model.train()
+    outs = [model(x) for _ in range(6)]
+    assert any(not torch.allclose(outs[0], o) for o in outs[1:])  # different paths per batch
