@@ -212,12 +212,14 @@ def _linear_to_conv(lin: nn.Linear, layout: _Layout) -> nn.Conv2d:
         weight = w.reshape(k, layout.c, layout.h, layout.w)
     else:
         # y = P x per channel (P = Ph (x) Pw), so W.y = (W P) x: the pool folds into the filter.
-        ph, pw, h, wd = layout.fold
+        ph, pw, fh, fw = layout.fold
         conv = nn.Conv2d(
-            layout.c, k, (h, wd), bias=lin.bias is not None, device=w.device, dtype=w.dtype
+            layout.c, k, (fh, fw), bias=lin.bias is not None, device=w.device, dtype=w.dtype
         )
-        w4 = w.reshape(k, layout.c, layout.h, layout.w).double()
-        weight = torch.einsum("kcij,ia,jb->kcab", w4, ph.to(w.device), pw.to(w.device)).to(w.dtype)
+        # Two small matmuls, not one einsum: contract the pooled columns, then the rows.
+        wf = w.float() if w.dtype in (torch.float16, torch.bfloat16) else w
+        w4 = wf.reshape(k, layout.c, layout.h, layout.w) @ pw.to(wf)  # (k, c, oh, w)
+        weight = (w4.transpose(2, 3) @ ph.to(wf)).transpose(2, 3).to(w.dtype)  # (k, c, h, w)
     with torch.no_grad():
         conv.weight.copy_(weight)
         if lin.bias is not None:
@@ -227,9 +229,13 @@ def _linear_to_conv(lin: nn.Linear, layout: _Layout) -> nn.Conv2d:
 
 def _bn1d_to_2d(bn: nn.BatchNorm1d) -> nn.BatchNorm2d:
     """The same per-feature normalisation over a (N, C, h, w) map: each position is one sample."""
-    new = nn.BatchNorm2d(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
+    ref = next(iter(bn.state_dict().values()))
+    dtype = next((t.dtype for t in bn.state_dict().values() if t.is_floating_point()), None)
+    new = nn.BatchNorm2d(
+        bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats, ref.device, dtype
+    )
     new.load_state_dict(bn.state_dict())
-    return new.to(next(iter(bn.state_dict().values())).device).train(bn.training)
+    return new.train(bn.training)
 
 
 def convert_head(gm: fx.GraphModule, folds: dict[fx.Node, tuple], steps: list[Step]) -> int:
