@@ -121,7 +121,10 @@ def curves(run: str | os.PathLike | Sequence[dict], *, title: str | None = None)
         if y.size and np.all(y > 0) and y.max() / y.min() > 20:
             axes[2].set_yscale("log")
         axes[2].set_title("learning rate", fontsize=10)
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
