@@ -9,6 +9,8 @@ present) and reports the test accuracy. Uses only the public API.
 
 from __future__ import annotations
 
+import torch
+
 import convnet
 from convnet.notation import build, format
 from convnet.train import TrainConfig, fit
@@ -17,6 +19,7 @@ LINE = "INPUT[28x28x1] -> [CONV3-16 -> RELU -> POOL2]*2 -> FC-64 -> RELU -> DROP
 
 
 def main() -> None:
+    torch.manual_seed(0)  # the initial weights; fit() seeds the data order itself
     model = build(LINE, num_classes=10)  # the last FC gets the 10 classes
     print(format(model))  # the line back, every default made explicit
     print(convnet.summary(model).render("table"))

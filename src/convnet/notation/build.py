@@ -68,7 +68,8 @@ def build(
             the number of downsampling pools (S > 1) before it, at most max(512, conv_width);
             32, 64, 128, ... as in VGG-style nets.
         fc_width: units of a bare hidden ``FC`` (any FC but the last).
-        device: where the weights live; ``"meta"`` builds shapes only (no memory, no init).
+        device: where the weights live (default: torch's default device, normally the CPU);
+            ``"meta"`` builds shapes only (no memory, no initialization).
 
     Returns:
         ``nn.Sequential`` of the layers (an ``nn.Flatten`` inserted before the first FC), with
@@ -97,7 +98,7 @@ def build(
     with torch.device("meta"):
         modules = _Tracer(size, last_fc, num_classes, conv_width, fc_width).run(placed)
     model = nn.Sequential(*modules)
-    target = torch.device(device) if device is not None else torch.device("cpu")
+    target = torch.device(device) if device is not None else torch.get_default_device()
     if target.type != "meta":
         n_params = sum(p.numel() for p in model.parameters())
         if n_params > MAX_PARAMS:
