@@ -73,6 +73,8 @@ def fetch(
     not fetched again.
     """
     key = canonical(name)
+    if name == "mnist-sample":
+        raise DataError("mnist-sample ships inside convnet: use it as is, nothing to download")
     if key is None:
         raise DataError(
             f"unknown data set {name!r} to download: choose one of {', '.join(CATALOG)}"
