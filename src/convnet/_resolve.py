@@ -32,7 +32,7 @@ def resolve_model(
     if _looks_like_notation(spec):
         from . import notation
 
-        return notation.build(spec, num_classes=num_classes)
+        return notation.build(spec, num_classes=num_classes, in_chans=in_chans)
     from .models import get_card
 
     get_card(spec)  # raises with close-match suggestions

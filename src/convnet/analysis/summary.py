@@ -232,7 +232,9 @@ def summary(
     ``INPUT[WxHxD]`` carry one). Nothing is computed on real weights: the trace runs on the meta
     device, so VGG-16 summarizes in well under a second.
     """
-    name = model if isinstance(model, str) else getattr(model, "model_name", type(model).__name__)
+    name = model if isinstance(model, str) else (
+        getattr(model, "model_name", None) or getattr(model, "notation_line", None) or type(model).__name__
+    )
     if isinstance(model, str):
         model = build_on_meta(model)
     if input_size is None:
