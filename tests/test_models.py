@@ -233,3 +233,19 @@ def test_fractalnet_drop_path_and_deterministic_eval():
     model.train()
     outs = [model(x) for _ in range(6)]
     assert any(not torch.allclose(outs[0], o) for o in outs[1:])  # different paths per batch
+
+
+def test_cli_models_table(cli):
+    code, out, err = cli("models", "squeezenet*", "--format", "json")
+    assert code == 0, err
+    import json
+
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == ["squeezenet1_0", "squeezenet1_1"]
+    assert rows[0]["params"] == 1_248_424
+    # SqueezeNet 1.1 was designed for 2.4x less computation than 1.0 (at 224x224)
+    assert 2.2 < rows[0]["macs"] / rows[1]["macs"] < 2.5
+    code, out, _ = cli("models", "lenet*", "--no-macs")
+    assert code == 0 and "lenet5_1998" in out and "60,850" in out
+    code, _, err = cli("models", "nosuchnet")
+    assert code == 2 and "no model matches" in err

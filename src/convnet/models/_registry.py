@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,10 +76,15 @@ def _ensure_loaded() -> None:
     from . import _zoo  # noqa: F401  (imports every family so each registers itself)
 
 
+def _natural_key(name: str) -> list:
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
+
+
 def list_models(pattern: str | None = None) -> list[str]:
-    """Registered names, sorted; ``pattern`` is a shell glob (``resnet*``) or a substring."""
+    """Registered names in natural order (resnet18 before resnet101); ``pattern`` is a shell glob
+    (``resnet*``) or a substring."""
     _ensure_loaded()
-    names = sorted(_MODELS)
+    names = sorted(_MODELS, key=_natural_key)
     if pattern:
         glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
         names = [n for n in names if fnmatch.fnmatch(n, glob)]
