@@ -189,3 +189,13 @@ def test_drop_path_row_mode_and_linear_survival():
     y = dp(torch.ones(64, 2))
     assert set(y[:, 0].tolist()) == {0.0, 2.0} and torch.equal(y[:, 0], y[:, 1])
     assert torch.equal(dp.eval()(torch.ones(3, 2)), torch.ones(3, 2))
+
+
+def test_connection_table_macs_are_the_connections():
+    import convnet
+    from convnet.layers import LENET5_C3_TABLE, ConnectionTableConv2d
+
+    layer = torch.nn.Sequential(ConnectionTableConv2d(6, LENET5_C3_TABLE, kernel_size=5))
+    s = convnet.summary(layer, input_size=(6, 14, 14), training_memory=False)
+    # LeNet-5's C3: 60 connected 5x5 filters at 10x10 positions
+    assert s.totals["macs"] == 60 * 25 * 10 * 10

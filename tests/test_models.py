@@ -249,3 +249,24 @@ def test_cli_models_table(cli):
     assert code == 0 and "lenet5_1998" in out and "60,850" in out
     code, _, err = cli("models", "nosuchnet")
     assert code == 2 and "no model matches" in err
+
+
+def test_densenet_memory_efficient_gives_the_same_gradients():
+    torch.manual_seed(0)
+    kw = dict(growth_rate=8, block_config=(2, 2, 2, 2), num_init_features=16, num_classes=5)
+    from convnet.models.densenet import DenseNet
+
+    a, b = DenseNet(**kw), DenseNet(memory_efficient=True, **kw)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    for m in (a, b):
+        F.cross_entropy(m(x), torch.tensor([0, 3])).backward()
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(pa.grad, pb.grad, msg=name)
+
+
+def test_highway_depth_option_count():
+    with torch.device("meta"):
+        m = create_model("highway", depth=100)
+    # plain 784 -> 50 layer, 99 highway layers of two 50x50 maps (H and T), classifier
+    assert _count(m) == 784 * 50 + 50 + 99 * 2 * (50 * 50 + 50) + 50 * 10 + 10
