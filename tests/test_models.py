@@ -270,3 +270,12 @@ def test_highway_depth_option_count():
         m = create_model("highway", depth=100)
     # plain 784 -> 50 layer, 99 highway layers of two 50x50 maps (H and T), classifier
     assert _count(m) == 784 * 50 + 50 + 99 * 2 * (50 * 50 + 50) + 50 * 10 + 10
+
+
+def test_zfnet_wide_variant_count():
+    with torch.device("meta"):
+        m = create_model("zfnet", filters=(512, 1024, 512))
+    convs = (7 * 7 * 3 * 96 + 96) + (5 * 5 * 96 * 256 + 256) + (9 * 256 * 512 + 512)
+    convs += (9 * 512 * 1024 + 1024) + (9 * 1024 * 512 + 512)
+    fcs = (6 * 6 * 512 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * 1000 + 1000)
+    assert _count(m) == convs + fcs == 107_627_624

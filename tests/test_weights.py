@@ -155,3 +155,15 @@ def test_wrong_architecture_file_is_one_clear_error(tmp_path):
     pattern = r"does not fit ResNet: missing \d+ keys \(layer1.0.conv3.weight.*; shape conflicts \(layer1.0.conv1.weight: file \(64, 64, 3, 3\) vs model \(64, 64, 1, 1\)"
     with pytest.raises(WeightsError, match=pattern):
         create_model("resnet50", weights=str(tmp_path / "r18.safetensors"))
+
+
+def test_googlenet_file_with_aux_heads_loads_without_them(tmp_path):
+    src = create_model("googlenet")
+    state = {k: v for k, v in src.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert "aux1.fc2.weight" in state
+    save_tensors(tmp_path / "googlenet.safetensors", state)
+    model = create_model(
+        "googlenet", aux_logits=False, weights=str(tmp_path / "googlenet.safetensors")
+    )
+    assert model.aux1 is None
+    assert torch.equal(model.inception5b.branch1.conv.weight, src.inception5b.branch1.conv.weight)

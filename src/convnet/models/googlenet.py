@@ -83,7 +83,8 @@ class GoogLeNet(nn.Module):
     ) -> None:
         super().__init__()
         self.aux_logits = aux_logits
-        # torchvision's weights expect inputs re-normalized from ImageNet mean/std to [-1, 1]
+        # torchvision's weights were trained on inputs scaled to [-1, 1]: with its file and
+        # ImageNet-normalized inputs, pass transform_input=True (torchvision does the same)
         self.transform_input = transform_input
         bn = not paper
         kernel = 5 if paper else 3
@@ -113,6 +114,12 @@ class GoogLeNet(nn.Module):
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(1024, num_classes)
         he_init(self)
+
+    def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Without aux heads, ignore a file's aux1/aux2 weights (torchvision's file has them)."""
+        if self.aux1 is not None:
+            return state
+        return {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2."))}
 
     def _transform_input(self, x: torch.Tensor) -> torch.Tensor:
         if not self.transform_input:

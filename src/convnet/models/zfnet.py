@@ -5,7 +5,8 @@ used 7x7/2 and stride 2 in conv2 as well. Ungrouped (one GPU), contrast normaliz
 the first two pools. At 224x224: conv1 110x110x96 -> pool 55 -> conv2 26x26x256 -> pool 13 ->
 conv3/4 13x13x384 -> conv5 13x13x256 -> pool 6x6x256 -> FC 4096 -> FC 4096 -> FC C.
 62,357,608 parameters. ``filters=(512, 1024, 512)`` gives the wider conv3-5 of the "ZF Net"
-variant the cs231n notes describe (seed 004).
+variant the cs231n notes describe (seed 004): 107,627,624 parameters, most of them in the
+first FC layer, which now sees 6x6x512.
 """
 
 from __future__ import annotations
