@@ -253,7 +253,8 @@ def conv2d_backward(
     k, cg, kh, kw = w.shape
     kg = k // groups
     oh, ow = dout.shape[2:]
-    db = dout.sum(axis=(0, 2, 3)) if cache.has_bias else None
+    # float64 accumulation: a float32 sum over N*OH*OW strided values drifts
+    db = dout.sum(axis=(0, 2, 3), dtype=np.float64).astype(dout.dtype) if cache.has_bias else None
     dxs, dws = [], []
     for g in range(groups):
         dg = dout if groups == 1 else dout[:, g * kg : (g + 1) * kg]

@@ -114,7 +114,7 @@ def linear_backward(
     x2 = x.reshape(-1, x.shape[-1])
     dx = dout @ w
     dw = d2.T @ x2
-    db = d2.sum(axis=0) if has_bias else None
+    db = d2.sum(axis=0, dtype=np.float64).astype(d2.dtype) if has_bias else None
     return dx, dw, db
 
 
@@ -142,9 +142,11 @@ def batchnorm_forward(
     shape = [1] * x.ndim
     shape[1] = x.shape[1]
     if training or running_mean is None:
-        mean = x.mean(axis=axes)
-        xc = x - mean.reshape(shape)
-        var = np.mean(xc * xc, axis=axes)
+        # sums over up to N*H*W values accumulate in float64: a float32 running sum over
+        # strided axes loses digits that batch norm's cancellations then expose
+        mean = x.mean(axis=axes, dtype=np.float64)
+        xc = x - mean.reshape(shape).astype(x.dtype)
+        var = np.mean(xc * xc, axis=axes, dtype=np.float64)
         m = x.size // x.shape[1]
         if training and running_mean is not None:
             running_mean *= 1 - momentum
@@ -173,14 +175,17 @@ def batchnorm_backward(
     ``dxhat = dout * gamma`` and m the number of values per channel.
     """
     xhat, invstd, gamma, has_beta, batch_stats, axes, shape = cache
-    dgamma = np.sum(dout * xhat, axis=axes) if gamma is not None else None
-    dbeta = dout.sum(axis=axes) if has_beta else None
+    dt = dout.dtype
+    dgamma = (
+        np.sum(dout * xhat, axis=axes, dtype=np.float64).astype(dt) if gamma is not None else None
+    )
+    dbeta = dout.sum(axis=axes, dtype=np.float64).astype(dt) if has_beta else None
     dxhat = dout * gamma.reshape(shape) if gamma is not None else dout
     if not batch_stats:
         return dxhat * invstd.reshape(shape), dgamma, dbeta
     m = dout.size // dout.shape[1]
-    s1 = dxhat.sum(axis=axes).reshape(shape)
-    s2 = np.sum(dxhat * xhat, axis=axes).reshape(shape)
+    s1 = dxhat.sum(axis=axes, dtype=np.float64).astype(dt).reshape(shape)
+    s2 = np.sum(dxhat * xhat, axis=axes, dtype=np.float64).astype(dt).reshape(shape)
     dx = (invstd.reshape(shape) / m) * (m * dxhat - s1 - xhat * s2)
     return dx, dgamma, dbeta
 
@@ -293,7 +298,7 @@ def locally_connected2d_backward(
     dw = np.matmul(d.transpose(0, 2, 1), cols)
     dcols = np.matmul(d, w).transpose(1, 0, 2).reshape(n * oh * ow, -1)
     dx = col2im(dcols, x_shape, kernel, stride, padding, 1, "chw")
-    db = dout.sum(axis=0) if has_bias else None
+    db = dout.sum(axis=0, dtype=np.float64).astype(dout.dtype) if has_bias else None
     return dx, dw, db
 
 

@@ -5,8 +5,8 @@ with ``torch.fx`` (known layers stay whole, everything else is traced through), 
 example input once to learn which values are tensors, and maps every graph node to a
 reference layer (tensors, with a backward) or to plain Python (shapes such as ``x.size(0)``).
 An operation with no reference counterpart raises :class:`~convnet.errors.ConversionError`
-naming it. If tracing itself fails (data-dependent control flow), an ``nn.Sequential`` is
-converted child by child instead.
+naming it; so does a module that torch.fx cannot trace (Python control flow that depends on
+the data), with fx's own reason.
 """
 
 from __future__ import annotations
@@ -239,16 +239,17 @@ def from_torch(module: nn.Module, example_input: torch.Tensor | np.ndarray, dtyp
     except ConversionError:
         raise
     except Exception as err:  # fx cannot trace data-dependent control flow
-        if isinstance(module, nn.Sequential):
-            return _from_sequential(module, x, dtype)
         raise ConversionError(
             f"torch.fx could not trace {type(module).__name__} ({type(err).__name__}: {err}); "
-            "write its forward without data-dependent Python control flow, or wrap its layers in nn.Sequential"
+            "write its forward without Python control flow that depends on tensor values"
         ) from err
     gm = fx.GraphModule(module, graph)
     rec = _Recorder(gm)
+    saved = {k: b.clone() for k, b in module.named_buffers()}  # a training-mode BN would move them
     with torch.no_grad():
         rec.run(x.to(next(module.parameters(), x).dtype) if x.is_floating_point() else x)
+        for k, b in module.named_buffers():
+            b.copy_(saved[k])
     net = _build(gm, rec.values, dtype)
     net.train(module.training)
     return net
@@ -334,37 +335,6 @@ def _convert_call(n: fx.Node, values: dict) -> Node:
         )
     op, args = handler(n, values)
     return Node(n.name, op, args)
-
-
-def _from_sequential(seq: nn.Sequential, x: torch.Tensor, dtype) -> Net:
-    """Fallback when fx fails: convert each child of a Sequential and chain them."""
-    nodes: list[Node] = []
-    prev = "x"
-    with torch.no_grad():
-        for name, child in seq.named_children():
-            sub = from_torch(child, x, dtype)
-            for node in sub.nodes:
-                node.name = f"{name}.{node.name}"
-                node.args = _rename(node.args, name, sub.inputs[0], prev)
-                node.kwargs = _rename(node.kwargs, name, sub.inputs[0], prev)
-                node.param_names = {k: f"{name}.{v}" for k, v in node.param_names.items()}
-                node.buffer_names = {k: f"{name}.{v}" for k, v in node.buffer_names.items()}
-                nodes.append(node)
-            prev = f"{name}.{sub.output.name}"
-            x = child(x)
-    net = Net(nodes, ["x"], Ref(prev))
-    net.train(seq.training)
-    return net
-
-
-def _rename(a, prefix: str, old_input: str, new_input: str):
-    if isinstance(a, Ref):
-        return Ref(new_input) if a.name == old_input else Ref(f"{prefix}.{a.name}")
-    if isinstance(a, (list, tuple)):
-        return type(a)(_rename(v, prefix, old_input, new_input) for v in a)
-    if isinstance(a, dict):
-        return {k: _rename(v, prefix, old_input, new_input) for k, v in a.items()}
-    return a
 
 
 def load_into_torch(net: Net, module: nn.Module) -> None:

@@ -1,0 +1,168 @@
+"""from_torch: whole zoo models in NumPy give torch's logits and every parameter gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as TF
+
+from convnet.errors import ConversionError
+from convnet.models import create_model
+from convnet.reference import from_torch
+
+TOL = {torch.float32: 1e-4, torch.float64: 1e-8}
+
+
+def rel(a, b) -> float:
+    """max |a - b| relative to max |b| (in the arrays' own dtype: VGG's FC weight is 100M values)."""
+    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-12))
+
+
+def compare(make, shape, dtype=torch.float64, train=True, seed=0):
+    """Logits, input gradient and every parameter gradient of the reference net vs torch.
+
+    In float32 a ReLU input within rounding of 0 can land on either side of the kink in the two
+    engines and move one gradient entry by a whole value; the seeds here avoid such ties, and
+    the float64 runs (1e-8) are the strict check.
+    """
+    torch.manual_seed(seed)
+    model = (
+        (make() if callable(make) and not isinstance(make, nn.Module) else make)
+        .to(dtype)
+        .train(train)
+    )
+    x = torch.randn(*shape, dtype=dtype)
+    net = from_torch(model, x)
+    out = net.forward(x.numpy().copy())
+    xt = x.clone().requires_grad_(True)
+    ref = model(xt)
+    dout = np.random.default_rng(seed).standard_normal(tuple(ref.shape)).astype(out.dtype)
+    ref.backward(torch.from_numpy(dout.copy()))
+    dx = net.backward(dout)
+    tol = TOL[dtype]
+    assert out.dtype == (np.float32 if dtype == torch.float32 else np.float64)
+    assert rel(out, ref.detach().numpy()) < tol, "logits"
+    assert rel(dx, xt.grad.numpy()) < tol, "input gradient"
+    grads = net.grads
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert sorted(grads) == sorted(names)
+    for name, p in model.named_parameters():
+        assert rel(grads[name], p.grad.numpy()) < tol, name
+    for name, b in model.named_buffers():  # BN running statistics moved exactly as torch's did
+        if b.is_floating_point():
+            assert rel(net.buffers[name], b.numpy()) < tol, name
+    return net
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_lenet5(dtype):
+    compare(lambda: create_model("lenet5"), (4, 1, 32, 32), dtype)
+
+
+def test_alexnet_small_input_adaptive_pool_upsamples():
+    # at 64x64 the features are 1x1; AdaptiveAvgPool2d((6, 6)) repeats them (dropout off: eval)
+    compare(
+        lambda: create_model("alexnet", num_classes=10), (2, 3, 64, 64), torch.float32, train=False
+    )
+
+
+def test_vgg11_at_32():
+    compare(
+        lambda: create_model("vgg11", num_classes=10), (2, 3, 32, 32), torch.float32, train=False
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_resnet20_option_a_shortcuts_in_training_mode(dtype):
+    # zero-padding shortcuts (slicing + F.pad), a ReLU module reused, batch norm on batch stats
+    net = compare(lambda: create_model("resnet20"), (4, 3, 32, 32), dtype, train=True)
+    assert any(type(op).__name__ == "Pad" for op in net.layers.values())
+
+
+def test_googlenet_inception_block():
+    from convnet.layers.inception import Inception
+
+    def block():
+        return Inception(32, 16, 12, 16, 4, 8, 8)  # a 3a-shaped block, channels scaled down
+
+    net = compare(block, (2, 32, 9, 9), torch.float64, train=True)
+    assert any(type(op).__name__ == "Concat" for op in net.layers.values())
+    compare(block, (2, 32, 9, 9), torch.float32, train=False)
+
+
+def test_densenet_block_and_transition():
+    from convnet.models.densenet import _DenseBlock, _Transition
+
+    def model():
+        return nn.Sequential(_DenseBlock(3, 8, 2, 4, 0.0, False), _Transition(8 + 3 * 4, 10))
+
+    compare(model, (2, 8, 8, 8), torch.float64, train=True)
+
+
+def test_convnet_layers_lrn_locally_connected_l2pool():
+    from convnet.layers.l2pool import L2Pool2d
+    from convnet.layers.locally_connected import LocallyConnected2d
+
+    model = nn.Sequential(
+        nn.Conv2d(2, 6, 3, padding=1),
+        nn.LocalResponseNorm(5, alpha=1e-2, k=2.0),
+        nn.ReLU(),
+        L2Pool2d(2),
+        LocallyConnected2d(6, 4, (5, 5), 3),
+        nn.Tanh(),
+        nn.Flatten(),
+        nn.Linear(36, 3),
+    )
+    compare(model, (3, 2, 10, 10), torch.float64)
+
+
+class _Functional(nn.Module):
+    """Parameters used through F.* calls, shapes read at run time, a module applied twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(4, 3, 3, 3))
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Parameter(torch.randn(5, 4))
+        self.scale = nn.Parameter(torch.randn(4))
+
+    def forward(self, x):
+        x = TF.relu(TF.conv2d(x, self.w, None, 1, 1))
+        x = self.conv(self.conv(x)) * self.scale[:, None, None] - x / 2
+        x = x.view(x.size(0), x.size(1), -1).mean(2)
+        return TF.linear(torch.sigmoid(x), self.fc)
+
+
+def test_functional_calls_shared_module_and_runtime_shapes():
+    net = compare(_Functional, (3, 3, 6, 6), torch.float64)
+    out = net.forward(np.random.default_rng(0).standard_normal((5, 3, 6, 6)))
+    assert out.shape == (5, 5)  # x.size(0) is read at run time, not frozen at the example's 3
+
+
+def test_unsupported_operation_is_named():
+    class Sine(nn.Module):
+        def forward(self, x):
+            return torch.sin(x)
+
+    with pytest.raises(ConversionError, match="sin"):
+        from_torch(Sine(), torch.zeros(1, 1, 2, 2))
+    with pytest.raises(ConversionError, match="GELU"):
+        from_torch(nn.Sequential(nn.Conv2d(1, 1, 1), nn.GELU()), torch.zeros(1, 1, 2, 2))
+
+
+def test_untraceable_module_raises_conversion_error():
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else -x
+
+    with pytest.raises(ConversionError, match="torch.fx could not trace Branchy"):
+        from_torch(Branchy(), torch.zeros(1, 1, 2, 2))
+
+
+def test_conversion_leaves_batchnorm_statistics_alone():
+    model = create_model("resnet20").train()
+    before = model.bn1.running_mean.clone()
+    from_torch(model, torch.randn(2, 3, 32, 32))
+    assert torch.equal(model.bn1.running_mean, before)
