@@ -279,3 +279,12 @@ def test_zfnet_wide_variant_count():
     convs += (9 * 512 * 1024 + 1024) + (9 * 1024 * 512 + 512)
     fcs = (6 * 6 * 512 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * 1000 + 1000)
     assert _count(m) == convs + fcs == 107_627_624
+
+
+def test_imagenet_resnet_stochastic_depth_schedule():
+    with torch.device("meta"):
+        m = create_model("resnet50", stochastic_depth=0.5)
+    blocks = [b for stage in (m.layer1, m.layer2, m.layer3, m.layer4) for b in stage]
+    assert len(blocks) == 16
+    assert abs(blocks[0].drop_path.p_drop - 0.5 / 16) < 1e-12
+    assert abs(blocks[-1].drop_path.p_drop - 0.5) < 1e-12

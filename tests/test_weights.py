@@ -167,3 +167,13 @@ def test_googlenet_file_with_aux_heads_loads_without_them(tmp_path):
     )
     assert model.aux1 is None
     assert torch.equal(model.inception5b.branch1.conv.weight, src.inception5b.branch1.conv.weight)
+
+
+def test_googlenet_fine_tuning_reinitializes_all_three_heads(tmp_path, capsys):
+    src = create_model("googlenet")
+    save_tensors(tmp_path / "g.safetensors", src.state_dict())
+    model = create_model("googlenet", num_classes=10, weights=str(tmp_path / "g.safetensors"))
+    assert model.fc.weight.shape == (10, 1024) and model.aux2.fc2.weight.shape == (10, 1024)
+    assert torch.equal(model.aux1.fc1.weight, src.aux1.fc1.weight)  # only the class layers differ
+    err = capsys.readouterr().err
+    assert "fine-tuning" in err and "aux1.fc2.weight" in err

@@ -63,7 +63,15 @@ def load_weights(model: nn.Module, path: str, *, quiet: bool = False) -> nn.Modu
 
 
 def _head_keys(model: nn.Module) -> set[str]:
-    """State-dict keys of the last Linear (or last conv, for all-conv heads) in the model."""
+    """State-dict keys of the classifier head(s).
+
+    A model with several heads lists them in ``head_names`` (GoogLeNet: ``fc`` and the aux
+    heads' ``fc2``); otherwise the head is the last Linear (or last conv, for all-conv heads).
+    """
+    names = getattr(model, "head_names", None)
+    if names:
+        own = model.state_dict()
+        return {f"{n}.{p}" for n in names for p in ("weight", "bias") if f"{n}.{p}" in own}
     last = None
     for name, m in model.named_modules():
         if isinstance(m, (nn.Linear, nn.Conv2d)):

@@ -115,6 +115,11 @@ class GoogLeNet(nn.Module):
         self.fc = nn.Linear(1024, num_classes)
         he_init(self)
 
+    @property
+    def head_names(self) -> tuple[str, ...]:
+        """The layers sized by num_classes: re-initialized when fine-tuning to other classes."""
+        return ("fc", "aux1.fc2", "aux2.fc2") if self.aux1 is not None else ("fc",)
+
     def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Without aux heads, ignore a file's aux1/aux2 weights (torchvision's file has them)."""
         if self.aux1 is not None:

@@ -14,6 +14,9 @@ full depth at test; ``zero_init_residual`` starts each block as the identity;
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import torch
 import torch.nn as nn
 
@@ -142,19 +145,18 @@ class ResNet(nn.Module):
             if stochastic_depth is not None
             else [1.0] * total
         )
-        self._drops = iter(1.0 - p for p in survival)
-        self._block_kwargs = {"se_reduction": se_reduction, "stride_in_1x1": stride_in_1x1}
+        drops = iter(1.0 - p for p in survival)  # consumed block by block, stage by stage
+        extra = {"se_reduction": se_reduction, "stride_in_1x1": stride_in_1x1}
         self.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, 64, layers[0])
-        self.layer2 = self._make_layer(block, 128, layers[1], stride=2)
-        self.layer3 = self._make_layer(block, 256, layers[2], stride=2)
-        self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
+        self.layer1 = self._make_layer(block, 64, layers[0], 1, drops, extra)
+        self.layer2 = self._make_layer(block, 128, layers[1], 2, drops, extra)
+        self.layer3 = self._make_layer(block, 256, layers[2], 2, drops, extra)
+        self.layer4 = self._make_layer(block, 512, layers[3], 2, drops, extra)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512 * block.expansion, num_classes)
-        del self._drops, self._block_kwargs
         he_init(self, linear_std=None)  # kaiming fan_out for convs; nn.Linear keeps its default
         if zero_init_residual:  # each block starts as the identity (Goyal et al. 2017)
             for m in self.modules():
@@ -164,7 +166,13 @@ class ResNet(nn.Module):
                     nn.init.zeros_(m.bn2.weight)
 
     def _make_layer(
-        self, block: type[BasicBlock | Bottleneck], planes: int, blocks: int, stride: int = 1
+        self,
+        block: type[BasicBlock | Bottleneck],
+        planes: int,
+        blocks: int,
+        stride: int,
+        drops: Iterator[float],
+        extra: dict[str, Any],
     ) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
@@ -183,8 +191,8 @@ class ResNet(nn.Module):
                     downsample if i == 0 else None,
                     self.groups,
                     self.base_width,
-                    drop_path=next(self._drops),
-                    **self._block_kwargs,
+                    drop_path=next(drops),
+                    **extra,
                 )
             )
             self.inplanes = planes * block.expansion
