@@ -4,7 +4,7 @@ For each (model, input, batch) the estimate comes from ``estimate_training_memor
 tensors, nothing allocated). The measurement runs real SGD+momentum steps in a fresh Python
 process, independent of the estimator:
 
-- the process warms up with two full steps (kernels loaded, oneDNN primitives cached, momentum
+- the process warms up with one full step (kernels loaded, oneDNN primitives cached, momentum
   buffers allocated), then records its resident set ``VmRSS``, resets the kernel's high-water
   mark (``echo 5 > /proc/self/clear_refs``), runs one more step and reads ``VmHWM``.
   ``growth = VmHWM - VmRSS`` is what the step added on top of what stays allocated;
@@ -32,15 +32,28 @@ import subprocess
 import sys
 import time
 
-CASES = [  # (model, C x H x W, batch sizes)
-    ("lenet5", (1, 32, 32), (64, 256)),
-    ("alexnet", (3, 224, 224), (4, 16)),
-    ("vgg16", (3, 224, 224), (1, 2)),
-    ("resnet18", (3, 224, 224), (4, 8)),
-    ("densenet121", (3, 224, 224), (2, 4)),
-    ("resnet20", (3, 32, 32), (64, 128)),
+# (model, C x H x W, batch sizes, dtype); sizes kept small enough for ~5 minutes on 2 busy cores
+CASES = [
+    ("lenet5", (1, 32, 32), (64, 256), "float32"),
+    ("alexnet", (3, 224, 224), (4, 8), "float32"),
+    ("vgg16", (3, 112, 112), (2, 4), "float32"),
+    ("resnet18", (3, 112, 112), (4, 8), "float32"),
+    ("densenet121", (3, 64, 64), (4, 8), "float32"),
+    ("resnet20", (3, 32, 32), (32, 64), "float32"),
+    ("resnet20", (3, 32, 32), (8, 16), "bfloat16"),  # CPU bf16 without native support: slow
 ]
-QUICK = [("lenet5", (1, 32, 32), (64, 256)), ("alexnet", (3, 128, 128), (4, 8))]
+FULL = [  # --full: the canonical ImageNet inputs (about 12 minutes here)
+    ("lenet5", (1, 32, 32), (64, 256), "float32"),
+    ("alexnet", (3, 224, 224), (4, 16), "float32"),
+    ("vgg16", (3, 224, 224), (1, 2), "float32"),
+    ("resnet18", (3, 224, 224), (4, 8), "float32"),
+    ("densenet121", (3, 224, 224), (2, 4), "float32"),
+    ("resnet20", (3, 32, 32), (64, 128), "float32"),
+]
+QUICK = [
+    ("lenet5", (1, 32, 32), (64, 256), "float32"),
+    ("resnet20", (3, 32, 32), (16,), "bfloat16"),
+]
 MIB = 2**20
 
 
@@ -52,7 +65,7 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} is not in /proc/self/status")
 
 
-def worker(name: str, input_size: tuple[int, ...], batch: int) -> dict:
+def worker(name: str, input_size: tuple[int, ...], batch: int, dtype: str) -> dict:
     """Runs in a fresh process: real training steps, peak memory above the steady state."""
     import gc
 
@@ -68,15 +81,18 @@ def worker(name: str, input_size: tuple[int, ...], batch: int) -> dict:
     y = torch.randint(0, 10, (batch,))
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
 
+    half = dtype != "float32"
+    autocast = torch.autocast("cpu", dtype=getattr(torch, dtype), enabled=half)
+
     def step() -> None:
-        out = model(x)
-        loss = F.cross_entropy(out, y)
+        with autocast:  # mixed precision: float32 weights, bf16 activations
+            out = model(x)
+            loss = F.cross_entropy(out, y)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    for _ in range(2):
-        step()
+    step()  # warm-up: kernels loaded, oneDNN primitives cached, momentum buffers allocated
     gc.collect()
     tensors = [*model.parameters(), *model.buffers(), x, y]
     tensors += [t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
@@ -102,9 +118,9 @@ def worker(name: str, input_size: tuple[int, ...], batch: int) -> dict:
     return {"persistent": persistent, "growth": growth, "allocator_growth": peak, "step_s": seconds}
 
 
-def measure(name: str, input_size: tuple[int, ...], batch: int) -> dict:
+def measure(name: str, input_size: tuple[int, ...], batch: int, dtype: str) -> dict:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
-    arg = json.dumps([name, list(input_size), batch])
+    arg = json.dumps([name, list(input_size), batch, dtype])
     proc = subprocess.run(
         [sys.executable, __file__, "--worker", arg],
         env=env,
@@ -135,11 +151,12 @@ def machine() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true", help="only the two smallest models")
+    parser.add_argument("--quick", action="store_true", help="only the two smallest cases")
+    parser.add_argument("--full", action="store_true", help="ImageNet models at 224x224")
     args = parser.parse_args()
     if args.worker:
-        name, input_size, batch = json.loads(args.worker)
-        print(json.dumps(worker(name, tuple(input_size), batch)))
+        name, input_size, batch, dtype = json.loads(args.worker)
+        print(json.dumps(worker(name, tuple(input_size), batch, dtype)))
         return 0
 
     from rich.console import Console
@@ -151,12 +168,13 @@ def main() -> int:
     console = Console(width=150)
     console.print(f"machine: {machine()}")
     console.print(
-        "optimizer: SGD momentum 0.9, float32, cross-entropy; MALLOC_MMAP_THRESHOLD_=65536"
+        "SGD momentum 0.9, cross-entropy; bfloat16 = autocast; MALLOC_MMAP_THRESHOLD_=65536"
     )
     table = Table(title="training memory: estimate vs measured (MiB)")
     for col in (
         "model",
         "input",
+        "dtype",
         "batch",
         "estimate",
         "measured",
@@ -171,14 +189,15 @@ def main() -> int:
     known = set(list_models())
     errors = []
     start = time.perf_counter()
-    for name, input_size, batches in QUICK if args.quick else CASES:
+    cases = QUICK if args.quick else FULL if args.full else CASES
+    for name, input_size, batches, dtype in cases:
         if name not in known:
             console.print(f"[yellow]skipped {name}: not in the registry yet[/]")
             continue
         model = create_model(name, in_chans=input_size[0])
         for batch in batches:
-            est = estimate_training_memory(model, input_size, batch, optimizer="momentum")
-            got = measure(name, input_size, batch)
+            est = estimate_training_memory(model, input_size, batch, dtype=dtype)
+            got = measure(name, input_size, batch, dtype)
             measured = got["persistent"] + got["growth"]
             allocator = got["persistent"] + got["allocator_growth"]
             est_step = est.peak_bytes - est.persistent_bytes
@@ -187,6 +206,7 @@ def main() -> int:
             table.add_row(
                 name,
                 "x".join(map(str, input_size)),
+                dtype,
                 str(batch),
                 f"{est.peak_bytes / MIB:.1f}",
                 f"{measured / MIB:.1f}",
@@ -197,7 +217,7 @@ def main() -> int:
                 f"{got['growth'] / MIB:.1f}",
                 f"{100 * (est_step - got['growth']) / got['growth']:+.1f}%",
             )
-            console.print(f"  {name} batch {batch}: measured in {got['step_s']:.1f} s/step")
+            console.print(f"  {name} {dtype} batch {batch}: {got['step_s']:.1f} s per step")
     console.print(table)
     console.print(
         f"max |error| of the total peak: {max(errors):.1f}% over {len(errors)} cases "
