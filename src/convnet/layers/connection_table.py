@@ -6,12 +6,12 @@ parameters, so the parameter count is the paper's: sum_o |table[o]| kh kw + C_ou
 (C3: 60 * 25 + 16 = 1,516).
 
 ``weight`` has shape (connections, kh, kw), ordered by output map then by input map as listed
-in ``table``. The forward pass computes only the connected products: it unfolds the input into
-patches, gathers each connection's input map, takes one dot product per connection and
-position, and sums the connections of each output map. So it costs, and a traced summary
-counts, connections * kh * kw * out_h * out_w multiply-adds (C3: 150,000 per image, the
-paper's 151,600 connections less the biases), not the dense 240,000. ``dense_weight()`` gives
-the equivalent zero-filled (C_out, C_in, kh, kw) filter bank.
+in ``table``. The forward pass computes only the connected products: output maps with the
+same fan-in form one grouped convolution over their gathered input maps (LeNet's C3: three
+groups, of 6 maps x 3 inputs, 9 x 4 and 1 x 6). So it costs, and a traced summary counts,
+connections * kh * kw * out_h * out_w multiply-adds (C3: 150,000 per image, the paper's
+151,600 connections less the biases), not the dense 240,000. ``dense_weight()`` gives the
+equivalent zero-filled (C_out, C_in, kh, kw) filter bank.
 """
 
 from __future__ import annotations
@@ -59,9 +59,34 @@ class ConnectionTableConv2d(nn.Module):
         self.table = tuple(tuple(int(i) for i in ins) for ins in table)
         self.register_buffer("out_index", torch.tensor([o for o, _ in pairs]), persistent=False)
         self.register_buffer("in_index", torch.tensor([i for _, i in pairs]), persistent=False)
+        self._groups, self._order = self._plan()
+        self._on_device: dict[torch.device, tuple[list[dict], torch.Tensor | None]] = {}
         self.weight = nn.Parameter(torch.empty(len(pairs), *self.kernel_size))
         self.bias = nn.Parameter(torch.empty(self.out_channels)) if bias else None
         self.reset_parameters()
+
+    def _plan(self) -> tuple[list[dict], torch.Tensor | None]:
+        """Group the output maps by fan-in: each group is one grouped conv over gathered inputs."""
+        starts, offset = [], 0
+        for ins in self.table:
+            starts.append(offset)
+            offset += len(ins)
+        groups, produced = [], []
+        for fan_in in sorted({len(ins) for ins in self.table}):
+            outs = [o for o, ins in enumerate(self.table) if len(ins) == fan_in]
+            groups.append(
+                {
+                    "fan_in": fan_in,
+                    "maps": len(outs),
+                    "outputs": torch.tensor(outs),
+                    "inputs": torch.tensor([i for o in outs for i in self.table[o]]),
+                    "rows": torch.tensor([starts[o] + k for o in outs for k in range(fan_in)]),
+                }
+            )
+            produced += outs
+        order = torch.tensor([produced.index(o) for o in range(self.out_channels)])
+        identity = produced == list(range(self.out_channels))
+        return groups, None if identity else order
 
     def reset_parameters(self) -> None:
         """Uniform in +-1/sqrt(fan_in) with each output map's own fan-in (as nn.Conv2d does)."""
@@ -81,23 +106,29 @@ class ConnectionTableConv2d(nn.Module):
         index = (self.out_index.to(w.device), self.in_index.to(w.device))
         return w.index_put(index, self.weight)
 
+    def _indices(self, device: torch.device) -> tuple[list[dict], torch.Tensor | None]:
+        """The plan's index tensors on ``device`` (not buffers: they stay out of the state dict)."""
+        if device not in self._on_device:
+            groups = [
+                {k: v.to(device) if torch.is_tensor(v) else v for k, v in g.items()}
+                for g in self._groups
+            ]
+            order = None if self._order is None else self._order.to(device)
+            self._on_device[device] = (groups, order)
+        return self._on_device[device]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C_in, H, W) -> (N, C_out, out_h, out_w), out = (H - kh + 2p) / s + 1."""
-        n, _, h, w = x.shape
-        kh, kw = self.kernel_size
-        out_h = (h + 2 * self.padding - kh) // self.stride + 1
-        out_w = (w + 2 * self.padding - kw) // self.stride + 1
-        cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)
-        # the index buffers are not in the state dict; follow the input (meta traces, devices)
-        in_index, out_index = self.in_index.to(x.device), self.out_index.to(x.device)
-        cols = cols.view(n, self.in_channels, kh * kw, out_h * out_w)[:, in_index]  # (N, J, K, L)
-        weight = self.weight.view(len(in_index), kh * kw)
-        per_connection = torch.einsum("njkl,jk->njl", cols, weight)  # one dot per connection
-        out = per_connection.new_zeros(n, self.out_channels, out_h * out_w)
-        out = out.index_add(1, out_index, per_connection)
-        if self.bias is not None:
-            out = out + self.bias[None, :, None]
-        return out.view(n, self.out_channels, out_h, out_w)
+        groups, order = self._indices(x.device)
+        outs = []
+        for g in groups:
+            w = self.weight[g["rows"]].view(g["maps"], g["fan_in"], *self.kernel_size)
+            b = self.bias[g["outputs"]] if self.bias is not None else None
+            outs.append(
+                F.conv2d(x[:, g["inputs"]], w, b, self.stride, self.padding, groups=g["maps"])
+            )
+        out = torch.cat(outs, 1)
+        return out if order is None else out[:, order]
 
     def extra_repr(self) -> str:
         return (
