@@ -277,6 +277,30 @@ def test_shifted_passes_merge_into_crops_at_finer_stride(h, w, shifts):
     assert torch.equal(result.maps[0].scores, got[:, ::shifts, ::shifts])
 
 
+@settings(max_examples=15, deadline=None)
+@given(
+    c=st.integers(1, 5),
+    k=st.integers(1, 6),
+    kh=st.integers(1, 4),
+    kw=st.integers(1, 4),
+    extra=st.tuples(st.integers(0, 5), st.integers(0, 5)),
+    n=st.integers(1, 2),
+    last=st.booleans(),
+)
+def test_converted_conv_layer_computes_conv2d(c, k, kh, kw, extra, n, last):
+    from convnet.surgery._fcconv import FCConv2d
+
+    torch.manual_seed(7)
+    layer = FCConv2d(c, k, (kh, kw), dtype=torch.float64)
+    x = torch.randn(n, c, kh + extra[0], kw + extra[1], dtype=torch.float64)
+    if last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    got = layer(x)
+    want = F.conv2d(x, layer.weight, layer.bias)
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, rtol=0, atol=1e-12)
+
+
 def test_probabilities_average_over_windows_and_scales(lenet):
     image = torch.randn(1, 40, 44, dtype=torch.float64)
     result = dense_predict(lenet, image, scales=(1.0, 1.25))

@@ -19,13 +19,24 @@ from ..errors import ConversionError
 def trace(model: nn.Module) -> fx.GraphModule:
     """``torch.fx.symbolic_trace`` with a one-line error for forwards fx cannot follow."""
     try:
-        return fx.symbolic_trace(model)
+        tracer = _Tracer()
+        graph = tracer.trace(model)
+        return fx.GraphModule(tracer.root, graph, type(model).__name__)
     except Exception as e:  # fx raises TraceError, TypeError, NotImplementedError...
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ConversionError(
             f"cannot trace {type(model).__name__}.forward with torch.fx ({first}); "
             "write the forward without control flow that depends on tensor values"
         ) from None
+
+
+class _Tracer(fx.Tracer):
+    """fx's tracer, keeping an already converted layer whole (its forward branches on shapes)."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        from ._fcconv import FCConv2d
+
+        return isinstance(m, FCConv2d) or super().is_leaf_module(m, qualname)
 
 
 class _Recorder(fx.Interpreter):

@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConversionError
+from ._fcconv import FCConv2d
 from ._graph import node_label, set_submodule, shape
 
 _ACTIVATIONS = (
@@ -198,10 +199,10 @@ def _linear_to_conv(lin: nn.Linear, layout: _Layout) -> nn.Conv2d:
     w = lin.weight.detach()
     k = w.shape[0]
     if layout.kind == "vec":
-        conv = nn.Conv2d(layout.c, k, 1, bias=lin.bias is not None, device=w.device, dtype=w.dtype)
+        conv = FCConv2d(layout.c, k, 1, bias=lin.bias is not None, device=w.device, dtype=w.dtype)
         weight = w.reshape(k, layout.c, 1, 1)
     elif layout.fold is None:
-        conv = nn.Conv2d(
+        conv = FCConv2d(
             layout.c,
             k,
             (layout.h, layout.w),
@@ -213,7 +214,7 @@ def _linear_to_conv(lin: nn.Linear, layout: _Layout) -> nn.Conv2d:
     else:
         # y = P x per channel (P = Ph (x) Pw), so W.y = (W P) x: the pool folds into the filter.
         ph, pw, fh, fw = layout.fold
-        conv = nn.Conv2d(
+        conv = FCConv2d(
             layout.c, k, (fh, fw), bias=lin.bias is not None, device=w.device, dtype=w.dtype
         )
         # Two small matmuls, not one einsum: contract the pooled columns, then the rows.
