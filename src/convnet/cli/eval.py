@@ -1,0 +1,55 @@
+"""``convnet eval CHECKPOINT [--data D] [--tta flip|multicrop] [--ensemble CKPT ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate a checkpoint (or an ensemble) on a data set's test split",
+        description="Top-1, top-5, loss, per-class accuracy and the confusion matrix of CHECKPOINT "
+        "(a .pt file or a run folder). --ensemble averages the class probabilities of several "
+        "checkpoints (the notes' 7-net AlexNet ensemble); --tta averages over test-time views.",
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument(
+        "--data", default=None, help="data set (default: the one the checkpoint was trained on)"
+    )
+    p.add_argument(
+        "--tta",
+        choices=("flip", "multicrop"),
+        default=None,
+        help="flip: image + mirror; multicrop: 4 corners + centre of a padded image, and mirrors",
+    )
+    p.add_argument(
+        "--ensemble", nargs="+", default=[], metavar="CKPT", help="more checkpoints to average with"
+    )
+    p.add_argument("--batch", type=int, default=512)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..train import evaluate
+
+    r = evaluate(
+        [args.checkpoint, *args.ensemble],
+        args.data,
+        tta=args.tta,
+        batch_size=args.batch,
+        device=args.device,
+    )
+    if args.json:
+        print(json.dumps(r, indent=1))
+        return 0
+    what = f"{len(r['models'])} models" if len(r["models"]) > 1 else r["models"][0]
+    print(
+        f"{what}  tta {r['tta']}  {r['n']} images  top-1 {r['top1']:.2f}%  top-5 {r['top5']:.2f}%  loss {r['loss']:.4f}"
+    )
+    per_class = "  ".join(f"{c} {v:.1f}%" for c, v in r["per_class"].items() if v is not None)
+    print(f"per class: {per_class}")
+    return 0

@@ -1,0 +1,47 @@
+"""``convnet predict CHECKPOINT IMAGE [--top K] [--dense [--scales S ...] [--heatmap PNG]]``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "predict",
+        help="classify an image with a trained checkpoint (top-5 with probabilities)",
+        description="Classify IMAGE (any format PIL reads) with CHECKPOINT (a .pt file or a run folder). "
+        "The image is converted to the model's channels and resized like the training data. "
+        "--dense converts the FC layers to convolutions and scores every window of the image at "
+        "each of --scales, averaging the class probabilities (the notes' dense evaluation).",
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--top", type=int, default=5, help="how many classes to list (default 5)")
+    p.add_argument("--dense", action="store_true", help="dense evaluation of the whole image")
+    p.add_argument(
+        "--scales", type=float, nargs="+", default=[1.0], help="--dense: image scale factors"
+    )
+    p.add_argument("--shifts", type=int, default=1, help="--dense: n x n shifted passes per scale")
+    p.add_argument(
+        "--heatmap", default=None, metavar="PNG", help="--dense: write the top class's map here"
+    )
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..train.predict import predict
+
+    result = predict(
+        args.checkpoint,
+        args.image,
+        top=args.top,
+        dense=args.dense,
+        scales=args.scales,
+        shifts=args.shifts,
+        heatmap=args.heatmap,
+    )
+    for rank, (name, prob) in enumerate(result["top"], 1):
+        print(f"{rank}. {name:<20} {100 * prob:6.2f}%")
+    if result.get("heatmap"):
+        print(f"heat map: {result['heatmap']}")
+    return 0

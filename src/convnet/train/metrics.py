@@ -1,0 +1,149 @@
+"""A run's records: metrics.jsonl (one JSON object per epoch), metrics.csv, curves.png.
+
+Every file is rewritten atomically from the in-memory records, so a run killed at any moment
+leaves complete files, and a resumed run drops the records of epochs it is about to redo.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from .._io import atomic_write_text
+
+COLUMNS = (
+    "epoch",
+    "step",
+    "lr",
+    "train_loss",
+    "train_top1",
+    "val_loss",
+    "val_top1",
+    "val_top5",
+    "seconds",
+    "images_per_second",
+)
+
+
+class RunLog:
+    """The per-epoch records of a run folder (``out=None``: kept in memory only)."""
+
+    def __init__(self, out: Path | None, resume: bool = False):
+        self.out = out
+        self.records: list[dict[str, Any]] = []
+        if out is not None and resume and (out / "metrics.jsonl").is_file():
+            for line in (out / "metrics.jsonl").read_text().splitlines():
+                if line.strip():
+                    self.records.append(json.loads(line))
+
+    def truncate(self, epochs_done: int) -> None:
+        """Forget records of epochs >= ``epochs_done`` (1-based epoch numbers above it)."""
+        self.records = [r for r in self.records if r["epoch"] <= epochs_done]
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.records.append({k: _clean(record.get(k)) for k in COLUMNS})
+        self.write()
+
+    def write(self) -> None:
+        if self.out is None:
+            return
+        atomic_write_text(
+            self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.records)
+        )
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.records)
+        atomic_write_text(self.out / "metrics.csv", buf.getvalue())
+
+    def plot(self) -> Path | None:
+        """Loss and top-1 per epoch, train and validation, saved as curves.png."""
+        if self.out is None or not self.records:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        epochs = [r["epoch"] for r in self.records]
+        fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+        for key, label, ax in (
+            ("train_loss", "train", ax_loss),
+            ("val_loss", "validation", ax_loss),
+            ("train_top1", "train", ax_acc),
+            ("val_top1", "validation top-1", ax_acc),
+            ("val_top5", "validation top-5", ax_acc),
+        ):
+            pts = [(e, r[key]) for e, r in zip(epochs, self.records) if r.get(key) is not None]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", ms=3, label=label)
+        ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+        ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+        for ax in (ax_loss, ax_acc):
+            ax.grid(alpha=0.3)
+            ax.legend()
+        path = self.out / "curves.png"
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        plt.close(fig)
+        from .._io import atomic_write_bytes
+
+        atomic_write_bytes(path, buf.getvalue())
+        return path
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float):
+        return None if not math.isfinite(v) else round(v, 6)
+    return v
+
+
+def print_epoch(record: dict[str, Any], epochs: int) -> None:
+    """One line per epoch, e.g. ``epoch 3/8  loss 0.1234  acc 96.10%  val 98.40% (top-5 99.90%) ...``."""
+    parts = [
+        f"epoch {record['epoch']}/{epochs}",
+        f"loss {record['train_loss']:.4f}",
+        f"acc {record['train_top1']:6.2f}%",
+    ]
+    if record.get("val_top1") is not None:
+        parts.append(
+            f"val loss {record['val_loss']:.4f}  top-1 {record['val_top1']:6.2f}%  top-5 {record['val_top5']:6.2f}%"
+        )
+    parts += [
+        f"lr {record['lr']:.3g}",
+        f"{record['images_per_second']:,.0f} img/s",
+        f"{record['seconds']:.1f} s",
+    ]
+    print("  ".join(parts), flush=True)
+
+
+def print_report(result: dict[str, Any], final: dict[str, Any]) -> None:
+    """The final report: best and last top-1, top-5, per-class accuracy and the confusion matrix."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    console.print(
+        f"best top-1 {result['best_top1']:.2f}%  final top-1 {result['final_top1']:.2f}%  "
+        f"top-5 {result['final_top5']:.2f}%  ({final['n']} held-out images, {result['epochs']} epochs, "
+        f"{result['seconds']:.1f} s, {result['images_per_second']:,.0f} img/s)"
+    )
+    classes = final["classes"]
+    if len(classes) > 20:  # a 100 x 100 matrix helps nobody on a terminal; it is in confusion.json
+        worst = sorted((v, c) for c, v in final["per_class"].items() if v is not None)[:10]
+        console.print("lowest per-class top-1: " + ", ".join(f"{c} {v:.1f}%" for v, c in worst))
+        return
+    table = Table(title="confusion matrix (rows: true class, columns: predicted)", show_lines=False)
+    table.add_column("class")
+    table.add_column("top-1", justify="right")
+    for c in classes:
+        table.add_column(str(c)[:6], justify="right")
+    for i, c in enumerate(classes):
+        acc = final["per_class"][c]
+        row = [str(v) if v else "." for v in final["confusion"][i]]
+        table.add_row(str(c), "-" if acc is None else f"{acc:.1f}%", *row)
+    console.print(table)

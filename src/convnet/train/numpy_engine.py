@@ -1,0 +1,96 @@
+"""``convnet train --engine numpy``: the same model and data, trained by the NumPy reference engine.
+
+The reference engine runs every layer from scratch (im2col convolution, pooling switches,
+backprop as convolution with flipped filters); this module only turns the data into the float
+arrays it takes and writes the run folder the way the PyTorch loop does (config.json, result.json).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._io import atomic_write_text
+from ..errors import ConvnetError
+from .config import TrainConfig
+
+
+def as_arrays(data: Any, input_size: tuple[int, int, int]) -> tuple[np.ndarray, ...]:
+    """float32 normalized (N, C, H, W) train/test arrays at the model's input size, int64 labels."""
+    from .loader import Loader
+
+    out = []
+    for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test)):
+        loader = Loader(x, y, 1024, input_size, data.mean, data.std, train=False)
+        xs = [xb.numpy() for _, xb, _ in loader.batches(0)]
+        out += [np.concatenate(xs).astype(np.float32), y.numpy().astype(np.int64)]
+    return tuple(out)
+
+
+def train_with_numpy(model_spec: str, data: Any, cfg: TrainConfig) -> dict[str, Any]:
+    """Train ``model_spec`` on ``data`` with the reference engine; write and return result.json's dict."""
+    try:
+        from ..reference.torch_bridge import train_numpy
+    except ImportError as e:
+        raise ConvnetError(
+            f"the NumPy reference engine is not available ({e}); use --engine torch"
+        ) from None
+    import torch
+
+    from .._resolve import resolve_model
+
+    torch.manual_seed(cfg.seed)
+    model = resolve_model(model_spec, num_classes=len(data.classes), in_chans=data.input_size[0])
+    size = tuple(getattr(model, "default_input_size", None) or data.input_size)
+    x_train, y_train, x_test, y_test = as_arrays(data, (data.input_size[0], *size[1:]))
+    out = Path(cfg.out) if cfg.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        resolved = {"model": model_spec, "data": data.name, "engine": "numpy", **cfg.to_dict()}
+        atomic_write_text(out / "config.json", json.dumps(resolved, indent=2) + "\n")
+    t0 = time.perf_counter()
+    raw = train_numpy(
+        model,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        seed=cfg.seed,
+        progress=cfg.progress,
+    )
+    seconds = time.perf_counter() - t0
+    final = _first(raw, "final_top1", "test_top1", "top1", "test_acc", "accuracy")
+    final = 100.0 * final if final is not None and final <= 1.0 else final
+    best = _first(raw, "best_top1")
+    best = 100.0 * best if best is not None and best <= 1.0 else best
+    result = {
+        "best_top1": best if best is not None else final,
+        "final_top1": final,
+        "epochs": int(_first(raw, "epochs") or cfg.epochs),
+        "seconds": round(seconds, 3),
+        "images_per_second": round(
+            _first(raw, "images_per_second") or cfg.epochs * len(y_train) / seconds, 1
+        ),
+        "engine": "numpy",
+        "status": "done",
+        "out": str(out) if out else None,
+    }
+    if out is not None:
+        atomic_write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _first(d: dict[str, Any], *keys: str) -> float | None:
+    for k in keys:
+        if d.get(k) is not None:
+            return float(d[k])
+    return None

@@ -1,0 +1,176 @@
+"""Optimizers, parameter groups and learning-rate schedules.
+
+The schedule is a pure function of the global step (plus, for reduce-on-plateau, a scale that
+changes at epoch ends), so resuming at step ``t`` sets exactly the learning rate an uninterrupted
+run had at ``t``: the only state saved is the plateau bookkeeping.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from .config import TrainConfig
+
+
+def param_groups(model: nn.Module, weight_decay: float, no_decay_bn_bias: bool) -> list[dict]:
+    """One group, or two when 1-d parameters (BN/LN weights, biases) are exempt from decay.
+
+    Decaying a BN scale only shrinks it against the next layer's weights, so many recipes skip it.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not no_decay_bn_bias:
+        return [{"params": params, "weight_decay": weight_decay}]
+    decay = [p for p in params if p.ndim > 1]
+    other = [p for p in params if p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg.weight_decay, cfg.no_decay_bn_bias)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0
+        )
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+class LRSchedule:
+    """Sets every group's learning rate from the global step.
+
+    With ``T`` the total number of steps, ``s`` steps per epoch, ``e = t / s`` (fractional epoch):
+
+    - constant: ``lr``
+    - step: ``lr * gamma ** floor(e / step_size)``
+    - multistep: ``lr * gamma ** (number of milestones <= e)``
+    - plateau: ``lr * scale``, scale multiplied by ``gamma`` after ``patience`` epochs without a
+      better validation top-1
+    - cosine: ``min_lr + (lr - min_lr) * (1 + cos(pi * t / T)) / 2``
+    - onecycle: cosine rise from ``lr / div`` to ``lr`` over ``pct * T`` steps, then cosine fall to
+      ``lr / div / final_div`` (the shape of torch's OneCycleLR)
+    - warmup: constant after a linear warmup (``warmup_epochs``, 1 if not given)
+
+    A linear warmup ``min(1, (t + 1) / (warmup_epochs * s))`` multiplies any of them.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+        self.optimizer = optimizer
+        self.cfg = cfg
+        self.steps_per_epoch = max(1, steps_per_epoch)
+        self.total = cfg.epochs * self.steps_per_epoch
+        self.warmup_steps = cfg.warmup_epochs * self.steps_per_epoch
+        if cfg.schedule == "warmup" and self.warmup_steps == 0:
+            self.warmup_steps = self.steps_per_epoch
+        for g in optimizer.param_groups:
+            g.setdefault("initial_lr", g["lr"])
+        self.scale = 1.0  # reduce-on-plateau factor
+        self.best = -math.inf
+        self.bad_epochs = 0
+
+    def factor(self, step: int) -> float:
+        """The multiplier of the peak learning rate at ``step`` (0-based)."""
+        c = self.cfg
+        e = step / self.steps_per_epoch
+        kind = c.schedule
+        if kind in ("constant", "warmup"):
+            f = 1.0
+        elif kind == "step":
+            f = c.gamma ** math.floor(e / c.step_size + 1e-9)
+        elif kind == "multistep":
+            f = c.gamma ** sum(1 for m in c.milestones if e + 1e-9 >= m)
+        elif kind == "plateau":
+            f = self.scale
+        elif kind == "cosine":
+            low = c.min_lr / c.lr
+            f = low + (1 - low) * (1 + math.cos(math.pi * min(step, self.total) / self.total)) / 2
+        else:  # onecycle
+            f = _onecycle(step, self.total, c.onecycle_pct, c.onecycle_div, c.onecycle_final_div)
+        if self.warmup_steps > 0:
+            f *= min(1.0, (step + 1) / self.warmup_steps)
+        return f
+
+    def set(self, step: int) -> float:
+        """Set the learning rate for the update at ``step``; return the first group's value."""
+        f = self.factor(step)
+        for g in self.optimizer.param_groups:
+            g["lr"] = g["initial_lr"] * f
+        return self.optimizer.param_groups[0]["lr"]
+
+    def epoch_end(self, val_top1: float | None) -> None:
+        """Reduce on plateau: divide by 1/gamma after ``patience`` epochs without improvement."""
+        if self.cfg.schedule != "plateau" or val_top1 is None:
+            return
+        if val_top1 > self.best + 1e-4:
+            self.best, self.bad_epochs = val_top1, 0
+        else:
+            self.bad_epochs += 1
+            if self.bad_epochs > self.cfg.patience:
+                self.scale *= self.cfg.gamma
+                self.bad_epochs = 0
+
+    def state_dict(self) -> dict:
+        return {"scale": self.scale, "best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scale = float(state["scale"])
+        self.best = float(state["best"])
+        self.bad_epochs = int(state["bad_epochs"])
+
+
+def _onecycle(step: int, total: int, pct: float, div: float, final_div: float) -> float:
+    """torch.optim.lr_scheduler.OneCycleLR's cosine shape, as a multiple of the peak lr."""
+    start, low = 1.0 / div, 1.0 / (div * final_div)
+    up_end = float(pct * total) - 1
+    down_end = float(total) - 1
+    step = min(step, total - 1)
+
+    def cos_anneal(a: float, b: float, frac: float) -> float:
+        return b + (a - b) / 2.0 * (math.cos(math.pi * frac) + 1)
+
+    if step <= up_end:
+        return cos_anneal(start, 1.0, step / up_end if up_end > 0 else 1.0)
+    return cos_anneal(1.0, low, (step - up_end) / (down_end - up_end) if down_end > up_end else 1.0)
+
+
+class EMA:
+    """Exponential moving average of the weights: ``ema = d * ema + (1 - d) * w`` after each step.
+
+    Buffers (BN running statistics) are copied, not averaged. The decay is warmed up as
+    ``min(d, (1 + n) / (10 + n))`` so early averages are not dominated by the random init.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.updates = 0
+        self.module = _clone(model)
+        self._params = {n for n, _ in model.named_parameters()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        ema_state = self.module.state_dict()
+        for k, v in model.state_dict().items():
+            e = ema_state[k]
+            if k in self._params:
+                e.mul_(d).add_(v.detach(), alpha=1 - d)
+            else:
+                e.copy_(v)
+
+    def state_dict(self) -> dict:
+        return {"updates": self.updates, "weights": self.module.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.updates = int(state["updates"])
+        self.module.load_state_dict(state["weights"])
+
+
+def _clone(model: nn.Module) -> nn.Module:
+    import copy
+
+    m = copy.deepcopy(model)
+    for p in m.parameters():
+        p.requires_grad_(False)
+    return m.eval()

@@ -1,0 +1,251 @@
+"""Trainer: recipes, schedules against torch's schedulers, the loader, a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from convnet.data import Dataset
+from convnet.errors import ConvnetError, TrainingError
+from convnet.train import RECIPES, TrainConfig, fit, load_checkpoint, recipe
+from convnet.train.loader import Loader
+from convnet.train.optim import EMA, LRSchedule, build_optimizer
+
+
+def tiny_data(
+    n_train: int = 256, n_test: int = 64, size: int = 12, classes: int = 4, seed: int = 0
+) -> Dataset:
+    """Learnable synthetic images: class k is a bright square in quadrant k, plus noise."""
+    g = torch.Generator().manual_seed(seed)
+
+    def make(n):
+        y = torch.randint(0, classes, (n,), generator=g)
+        x = torch.randint(0, 60, (n, 1, size, size), generator=g)
+        h = size // 2
+        for k in range(classes):
+            r, c = divmod(k, 2)
+            x[y == k, :, r * h : r * h + h, c * h : c * h + h] += 150
+        return x.clamp(0, 255).to(torch.uint8), y
+
+    xtr, ytr = make(n_train)
+    xte, yte = make(n_test)
+    return Dataset("tiny", xtr, ytr, xte, yte, [f"q{k}" for k in range(classes)])
+
+
+TINY = "INPUT -> CONV3-8 -> RELU -> POOL2 -> FC-4"
+
+
+def test_recipes_hold_the_notes_values():
+    a, r, g = RECIPES["alexnet"], RECIPES["resnet"], RECIPES["googlenet"]
+    assert (a["momentum"], a["lr"], a["weight_decay"], a["batch_size"], a["gamma"]) == (
+        0.9,
+        1e-2,
+        5e-4,
+        128,
+        0.1,
+    )
+    assert a["schedule"] == "plateau"
+    assert (r["momentum"], r["lr"], r["weight_decay"], r["batch_size"], r["schedule"]) == (
+        0.9,
+        0.1,
+        1e-5,
+        256,
+        "plateau",
+    )
+    assert g["aux_weight"] == 0.3
+    assert set(RECIPES) >= {"alexnet", "vgg", "resnet", "googlenet", "cifar-resnet", "lenet"}
+    assert recipe("resnet", lr=0.05).lr == 0.05 and recipe("resnet", lr=0.05).weight_decay == 1e-5
+    with pytest.raises(ConvnetError, match="no field"):
+        recipe("resnet", learning_rate=0.1)
+    with pytest.raises(ConvnetError, match="schedule"):
+        TrainConfig(schedule="linear")
+
+
+def _torch_lrs(sched_fn, steps, lr=0.1):
+    p = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=lr)
+    sch = sched_fn(opt)
+    out = []
+    for _ in range(steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sch.step()
+    return out
+
+
+def _ours(cfg, steps_per_epoch, steps):
+    p = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=cfg.lr)
+    s = LRSchedule(opt, cfg, steps_per_epoch)
+    return [s.set(t) for t in range(steps)]
+
+
+@pytest.mark.parametrize("kind", ["onecycle", "cosine", "multistep", "step"])
+def test_schedules_match_torch(kind):
+    spe, epochs = 7, 6
+    total = spe * epochs
+    cfg = TrainConfig(
+        lr=0.1, epochs=epochs, schedule=kind, milestones=(2, 5), step_size=2, gamma=0.1
+    )
+    ours = _ours(cfg, spe, total)
+    L = torch.optim.lr_scheduler
+    ref = {
+        "onecycle": lambda o: L.OneCycleLR(
+            o, max_lr=0.1, total_steps=total, pct_start=0.25, cycle_momentum=False
+        ),
+        "cosine": lambda o: L.CosineAnnealingLR(o, T_max=total),
+        "multistep": lambda o: L.MultiStepLR(o, milestones=[2 * spe, 5 * spe], gamma=0.1),
+        "step": lambda o: L.StepLR(o, step_size=2 * spe, gamma=0.1),
+    }[kind]
+    assert ours == pytest.approx(_torch_lrs(ref, total), rel=1e-9, abs=1e-12)
+
+
+def test_warmup_and_plateau():
+    cfg = TrainConfig(lr=1.0, epochs=10, schedule="plateau", patience=1, warmup_epochs=1)
+    p = nn.Parameter(torch.zeros(1))
+    s = LRSchedule(torch.optim.SGD([p], lr=1.0), cfg, 4)
+    assert [s.set(t) for t in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    for acc in (50, 60, 60, 60):  # best 60 at epoch 2; two epochs without improvement > patience 1
+        s.epoch_end(acc)
+    assert s.set(10) == pytest.approx(0.1)
+
+
+def test_no_decay_on_bn_and_bias():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4))
+    opt = build_optimizer(model, TrainConfig(weight_decay=1e-3, no_decay_bn_bias=True))
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert decayed == {id(model[0].weight)}
+
+
+def test_ema_follows_formula():
+    m = nn.Linear(2, 1)
+    ema = EMA(m, decay=0.9)
+    w0 = m.weight.detach().clone()
+    with torch.no_grad():
+        m.weight.add_(1.0)
+    ema.update(m)
+    d = min(0.9, 2 / 11)
+    assert torch.allclose(ema.module.weight, d * w0 + (1 - d) * m.weight)
+
+
+def test_loader_shards_cover_the_global_batch():
+    x = torch.arange(40, dtype=torch.uint8).view(40, 1, 1, 1).expand(40, 1, 4, 4).contiguous()
+    y = torch.arange(40)
+    kw = dict(batch_size=8, input_size=(1, 4, 4), mean=(0.0,), std=(1.0,), train=True, seed=3)
+    one = [yb for _, _, yb in Loader(x, y, **kw).batches(2)]
+    two = [[yb for _, _, yb in Loader(x, y, rank=r, world=2, **kw).batches(2)] for r in range(2)]
+    for k, b in enumerate(one):
+        assert torch.equal(torch.cat([two[0][k], two[1][k]]), b)
+    assert sorted(torch.cat(one).tolist()) == list(range(40))
+    assert not torch.equal(
+        torch.cat(one), torch.cat([yb for _, _, yb in Loader(x, y, **kw).batches(3)])
+    )
+    resumed = [yb for _, _, yb in Loader(x, y, **kw).batches(2, start=3)]
+    assert all(torch.equal(a, b) for a, b in zip(resumed, one[3:]))
+
+
+def test_aux_logits_weighted(tmp_path):
+    from convnet.train.loop import training_loss
+
+    y = torch.tensor([0, 1, 2])
+    main, a1, a2 = torch.randn(3, 3), torch.randn(3, 3), torch.randn(3, 3)
+    cfg = TrainConfig(aux_weight=0.3)
+    expect = F.cross_entropy(main, y) + 0.3 * (F.cross_entropy(a1, y) + F.cross_entropy(a2, y))
+    from collections import namedtuple
+
+    Out = namedtuple("Out", "logits aux2 aux1")
+    for out in ((main, a1, a2), Out(main, a1, a2), {"logits": main, "aux1": a1, "aux2": a2}):
+        loss, logits = training_loss(out, y, cfg)
+        assert torch.allclose(loss, expect) and logits is main
+
+
+def test_fit_writes_the_run_folder_and_learns(tmp_path):
+    data = tiny_data()
+    cfg = TrainConfig(
+        out=str(tmp_path / "run"),
+        epochs=3,
+        batch_size=32,
+        lr=0.05,
+        schedule="onecycle",
+        progress=False,
+    )
+    r = fit(TINY, data, cfg)
+    run = tmp_path / "run"
+    for f in (
+        "config.json",
+        "metrics.jsonl",
+        "metrics.csv",
+        "curves.png",
+        "result.json",
+        "last.pt",
+        "best.pt",
+        "confusion.json",
+    ):
+        assert (run / f).is_file(), f
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [rec["epoch"] for rec in records] == [1, 2, 3]
+    assert set(records[0]) >= {
+        "epoch",
+        "step",
+        "lr",
+        "train_loss",
+        "train_top1",
+        "val_loss",
+        "val_top1",
+        "val_top5",
+        "seconds",
+        "images_per_second",
+    }
+    res = json.loads((run / "result.json").read_text())
+    assert set(res) >= {"best_top1", "final_top1", "epochs", "seconds", "images_per_second"}
+    assert r["final_top1"] > 90
+    # the reloaded model agrees with an independent accuracy computation on the test split
+    model, info = load_checkpoint(run / "last.pt")
+    assert not model.training and info["classes"] == data.classes
+    mean, std = info["mean"][0], info["std"][0]
+    with torch.no_grad():
+        pred = model((data.x_test.float() / 255 - mean) / std).argmax(1)
+    assert 100.0 * float((pred == data.y_test).float().mean()) == pytest.approx(r["final_top1"])
+    conf = json.loads((run / "confusion.json").read_text())
+    assert sum(map(sum, conf["confusion"])) == len(data.y_test)
+    with pytest.raises(ConvnetError, match="--resume"):
+        fit(TINY, data, cfg)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    data = tiny_data()
+    cfg = TrainConfig(
+        out=str(tmp_path),
+        epochs=3,
+        batch_size=32,
+        lr=1e9,
+        schedule="multistep",
+        milestones=(1,),
+        gamma=1e3,
+        momentum=0.0,
+        weight_decay=0.0,
+        progress=False,
+    )
+    # epoch 1 trains at lr 1e9 ... no: make epoch 1 sane and blow up in epoch 2
+    cfg = cfg.replace(lr=0.05, gamma=1e12)
+    with pytest.raises(TrainingError, match=r"non-finite at step (\d+) \(epoch 2, lr 5e\+10\)"):
+        fit(TINY, data, cfg)
+    model, info = load_checkpoint(tmp_path / "last.pt")
+    assert info["epoch"] == 1 and info["step"] == 8
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_bf16_and_channels_last_run(tmp_path):
+    r = fit(
+        TINY,
+        tiny_data(),
+        TrainConfig(
+            epochs=1, batch_size=32, precision="bf16", channels_last=True, progress=False, ema=0.99
+        ),
+    )
+    assert r["out"] is None and math.isfinite(r["final_loss"])
