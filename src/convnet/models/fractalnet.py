@@ -89,9 +89,9 @@ class FractalNet(nn.Module):
         super().__init__()
         self.columns, self.p_local, self.global_fraction = columns, p_local, global_fraction
         self._rng: random.Random | None = None
-        dropout = dropout or (0.0,) * len(
-            channels
-        )  # the paper's "with dropout" uses 0, .1, .2, .3, .4
+        # per-block dropout rates (applied after the block's pool); the paper's "with dropout"
+        # runs increase them with depth: 0, .1, .2, .3, .4
+        dropout = dropout or (0.0,) * len(channels)
         self.blocks = nn.ModuleList()
         self.pools = nn.ModuleList()
         c = in_chans
