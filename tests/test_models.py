@@ -288,3 +288,70 @@ def test_imagenet_resnet_stochastic_depth_schedule():
     assert len(blocks) == 16
     assert abs(blocks[0].drop_path.p_drop - 0.5 / 16) < 1e-12
     assert abs(blocks[-1].drop_path.p_drop - 0.5) < 1e-12
+
+
+def _shapes(name: str, paths: list[str]) -> list[tuple[int, ...]]:
+    """Output (C, H, W) of the named submodules at the model's canonical input, on meta."""
+    with torch.device("meta"):
+        model = create_model(name).eval()
+    found: dict[str, tuple[int, ...]] = {}
+    modules = dict(model.named_modules())
+    for p in paths:
+        modules[p].register_forward_hook(
+            lambda m, i, o, p=p: found.__setitem__(p, tuple(o.shape[1:]))
+        )
+    with torch.device("meta"):
+        model(torch.empty(1, *get_card(name).input_size))
+    return [found[p] for p in paths]
+
+
+def test_alexnet_original_follows_table_3_1():
+    # seed 003, table 3.1: conv1 55x55x96, pool 27x27x96, LRN, conv2 27x27x256, pool 13x13x256,
+    # LRN, conv3 13x13x384, conv4 13x13x384, conv5 13x13x256, pool 6x6x256, FC 4096, 4096
+    paths = [f"features.{i}" for i in (0, 2, 3, 4, 6, 7, 8, 10, 12, 14)] + [
+        "classifier.0",
+        "classifier.3",
+    ]
+    assert _shapes("alexnet_original", paths) == [
+        (96, 55, 55), (96, 27, 27), (96, 27, 27), (256, 27, 27), (256, 13, 13), (256, 13, 13),
+        (384, 13, 13), (384, 13, 13), (256, 13, 13), (256, 6, 6), (4096,), (4096,),
+    ]  # fmt: skip
+    with torch.device("meta"):
+        m = create_model("alexnet_original")
+    assert [m.features[i].groups for i in (0, 4, 8, 10, 12)] == [1, 2, 1, 2, 2]
+    lrn = m.features[3]  # the paper's alpha = 1e-4 is torch's alpha / n
+    assert (lrn.size, lrn.alpha / lrn.size, lrn.beta, lrn.k) == (5, 1e-4, 0.75, 2.0)
+
+
+def test_zfnet_layer_sizes_from_the_paper():
+    # Zeiler & Fergus figure 3: 110x110x96, 55x55x96, 26x26x256, 13x13x256, 13x13x384,
+    # 13x13x384, 13x13x256, 6x6x256
+    paths = [f"features.{i}" for i in (0, 2, 4, 6, 8, 10, 12, 14)]
+    assert _shapes("zfnet", paths) == [
+        (96, 110, 110), (96, 55, 55), (256, 26, 26), (256, 13, 13),
+        (384, 13, 13), (384, 13, 13), (256, 13, 13), (256, 6, 6),
+    ]  # fmt: skip
+
+
+def test_googlenet_table_1_sizes():
+    # Szegedy et al. table 1: 3a 28x28x256, 3b 28x28x480, 4a 14x14x512, 4e 14x14x832,
+    # 5b 7x7x1024
+    for name in ("googlenet", "googlenet_paper"):
+        paths = ["inception3a", "inception3b", "inception4a", "inception4e", "inception5b"]
+        assert _shapes(name, paths) == [
+            (256, 28, 28), (480, 28, 28), (512, 14, 14), (832, 14, 14), (1024, 7, 7),
+        ]  # fmt: skip
+
+
+def test_inception_v4_grid_sizes():
+    # Szegedy et al. 2016 figure 9: 35x35x384 after the stem, 17x17x1024, 8x8x1536
+    assert _shapes("inception_v4", ["features.5", "features.10", "features.21"]) == [
+        (384, 35, 35), (1024, 17, 17), (1536, 8, 8),
+    ]  # fmt: skip
+
+
+def test_resnet50_stage_sizes():
+    # He et al. table 1: conv2_x 56x56x256, conv3_x 28x28x512, conv4_x 14x14x1024, conv5_x 7x7x2048
+    assert _shapes("resnet50", ["layer1", "layer2", "layer3", "layer4"]) == [
+        (256, 56, 56), (512, 28, 28), (1024, 14, 14), (2048, 7, 7),
+    ]  # fmt: skip
