@@ -7,9 +7,11 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from convnet.analysis.memory import estimate_training_memory, max_batch
-from convnet.errors import ConvnetError
+from convnet.errors import ConvnetError, ShapeError
 
 A, H, K = 20, 30, 5  # MLP: inputs, hidden units, classes
 
@@ -190,3 +192,27 @@ def test_user_errors() -> None:
         estimate_training_memory(mlp(), (A,), 0)
     with pytest.raises(ConvnetError, match="trainable"):
         estimate_training_memory(mlp().requires_grad_(False), (A,), 2)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    a=st.integers(1, 64),
+    h=st.integers(1, 64),
+    k=st.integers(2, 16),
+    b=st.integers(2, 32),
+    optimizer=st.sampled_from(["sgd", "momentum", "adam"]),
+)
+def test_any_mlp_matches_hand_count(a: int, h: int, k: int, b: int, optimizer: str) -> None:
+    model = nn.Sequential(nn.Linear(a, h), nn.ReLU(), nn.Linear(h, k))
+    est = estimate_training_memory(model, (a,), b, optimizer=optimizer)
+    p = 4 * (a * h + h + h * k + k)
+    state = {"sgd": 0, "momentum": p, "adam": 2 * p + 4 * 4}[optimizer]
+    assert (est.params_bytes, est.grads_bytes, est.optimizer_bytes) == (p, p, state)
+    assert est.batch_bytes == 4 * b * a + 8 * b
+    assert est.activations_bytes == 4 * (b * h + 2 * b * k) + 8
+    assert est.peak_bytes >= p + p + state + est.batch_bytes
+
+
+def test_wrong_input_size_is_a_one_line_shape_error() -> None:
+    with pytest.raises(ShapeError, match=r"batch of 2 x 7: .*"):
+        estimate_training_memory(mlp(), (7,), 2)

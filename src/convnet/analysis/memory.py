@@ -6,22 +6,23 @@ and optimizer caches ("x3 or more"), and miscellaneous memory such as the data b
 when a network does not fit is to shrink the batch, because activations dominate.
 
 Counting values per layer gives the notes' rough figure. This module gives the realistic one: it
-runs two complete training steps (forward, cross-entropy loss, backward, optimizer step, zero_grad)
-under ``FakeTensorMode``, where every tensor has a shape, dtype and device but no storage. A
-``TorchDispatchMode`` sees every operator's outputs and records each new storage; a weakref on the
-storage tells it when the storage dies (autograd frees saved tensors as backward walks the graph,
-``relu_`` writes in place, a view shares its base). The running sum of live bytes, sampled after
-every operator, is exactly what a non-caching allocator holds; its maximum is the peak.
+runs a complete training step (forward, cross-entropy loss, backward, optimizer step, zero_grad)
+on tensors that have a shape, dtype and device but no storage: the meta device for float CPU
+training, ``FakeTensorMode`` otherwise (autocast, CUDA). A ``TorchDispatchMode`` sees every
+operator's outputs and records each new storage; a weakref on the storage tells it when the
+storage dies (autograd frees saved tensors as backward walks the graph, ``relu_`` writes in place,
+a view shares its base). The running sum of live bytes, sampled after every operator, is what a
+non-caching allocator holds; its maximum is the peak.
 
-Two steps are simulated because the first one has no optimizer state during its backward pass:
-the steady state, from the second step on, is what a training run must fit.
+The optimizer state is created first, as the first real step would: the simulated step is the
+steady state every later step repeats (the first step peaks lower, with no state in backward).
 
 Besides the storages an operator returns, some kernels use scratch memory they free before
-returning. On the CPU, oneDNN convolutions compute in a channel-blocked layout (channels padded to a
-multiple of 16) and reorder into the plain output; the peak within such a kernel is modelled as one
-more buffer the size of the blocked result (see ``_conv_workspace``). GPU kernels' workspaces
-(cuDNN) and the caching allocator's fragmentation are not modelled; CUDA sizes are rounded up to
-the allocator's 512-byte blocks.
+returning. On the CPU, oneDNN convolutions compute in a channel-blocked layout (channels padded to
+the SIMD width) and reorder into the plain output; ``_conv_workspace`` models that scratch, and
+torch's im2col buffer where torch picks its native kernel. GPU kernels' workspaces (cuDNN) and the
+caching allocator's fragmentation are not modelled; CUDA sizes are rounded up to the allocator's
+512-byte blocks, so expect a GPU's ``max_memory_allocated`` somewhat above the estimate.
 
 Mixed precision (``dtype=torch.bfloat16`` or ``torch.float16``) means the usual recipe: float32
 weights, gradients and optimizer state; forward and loss under ``torch.autocast``, so convolutions
@@ -53,7 +54,6 @@ OPTIMIZERS = ("sgd", "momentum", "adam")
 _HALF = (torch.bfloat16, torch.float16)
 _FULL = (torch.float32, torch.float64)
 _CUDA_BLOCK = 512  # the CUDA caching allocator rounds every request up to 512 bytes
-_ONEDNN_CHANNEL_BLOCK = 16  # oneDNN's blocked layouts (nChw16c) pad channels to 16
 
 # Categories of live memory; "activations" are forward storages still alive (saved for backward,
 # or the output the training loop holds), "backward" the gradients of activations in flight.
@@ -302,11 +302,13 @@ def estimate_training_memory(
     dtype: torch.dtype | str = torch.float32,
     device: torch.device | str = "cpu",
 ) -> MemoryEstimate:
-    """Simulate two training steps of ``model`` on a ``(batch_size, *input_size)`` batch.
+    """Simulate one steady-state training step of ``model`` on a ``(batch_size, *input_size)`` batch.
 
-    No weight or activation is allocated: parameters are replaced by fake tensors of the same
-    shapes (tied parameters stay tied) and the real forward, ``cross_entropy`` loss against integer
-    targets, ``backward`` and ``optimizer.step`` run on them. ``optimizer`` is ``"sgd"`` (no
+    No weight or activation is allocated: parameters are replaced by storage-less tensors of the
+    same shapes (tied parameters stay tied; a model built on the meta device works) and the real
+    forward, ``cross_entropy`` loss against integer targets, ``backward`` and ``optimizer.step``
+    run on them. ``device`` is where training would run ("cpu", "cuda": a CUDA build of torch is
+    needed, not a GPU). ``optimizer`` is ``"sgd"`` (no
     state), ``"momentum"`` (one buffer per parameter), ``"adam"`` (two buffers and a step count)
     or a function ``params -> torch.optim.Optimizer``. The model's train/eval mode is restored.
 
@@ -356,7 +358,14 @@ def _simulate(
             return _simulate_on(model, input_size, batch_size, optimizer, dtype, device, meta=True)
         except (RuntimeError, NotImplementedError):
             pass
-    return _simulate_on(model, input_size, batch_size, optimizer, dtype, device, meta=False)
+    try:
+        return _simulate_on(model, input_size, batch_size, optimizer, dtype, device, meta=False)
+    except (RuntimeError, ValueError) as e:
+        shape = "x".join(str(v) for v in input_size)
+        line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ShapeError(
+            f"the model does not train on a batch of {batch_size} x {shape}: {line}"
+        ) from None
 
 
 def _simulate_on(
