@@ -396,7 +396,9 @@ def _simulate_on(
                 if id(p) not in fakes:  # a buffer can also be registered twice
                     # mixed precision keeps float32 master weights; float64 converts the model
                     cast = p.is_floating_point() and not half
-                    fake = torch.empty(p.shape, dtype=dtype if cast else p.dtype, device=where)
+                    fake = torch.empty_strided(  # same layout (e.g. channels_last) as the model
+                        p.shape, p.stride(), dtype=dtype if cast else p.dtype, device=where
+                    )
                     if kind == "params" and p.requires_grad:
                         params.append(fake.requires_grad_(True))
                     fakes[id(p)] = fake
