@@ -293,8 +293,9 @@ def test_converted_conv_layer_computes_conv2d(c, k, kh, kw, extra, n, last):
     torch.manual_seed(7)
     layer = FCConv2d(c, k, (kh, kw), dtype=torch.float64)
     x = torch.randn(n, c, kh + extra[0], kw + extra[1], dtype=torch.float64)
-    if last:
+    if last:  # channels-last input and weights take the (y, x, c) path
         x = x.contiguous(memory_format=torch.channels_last)
+        layer = layer.to(memory_format=torch.channels_last)
     got = layer(x)
     want = F.conv2d(x, layer.weight, layer.bias)
     assert got.shape == want.shape

@@ -34,8 +34,23 @@ class FCConv2d(nn.Conv2d):
             or cols_bytes > _MAX_COLS_BYTES
         ):
             return super().forward(x)
-        cols = F.unfold(x, (kh, kw))  # (N, C*kh*kw, oh*ow), the same (c, y, x) order as the weight
-        out = self.weight.reshape(self.out_channels, -1) @ cols  # (N, K, oh*ow)
+        k = self.out_channels
+        if self.weight.is_contiguous():
+            # unfold gathers from NCHW several times faster than from channels-last (0.18 s vs
+            # 0.59 s for AlexNet's head); the map here is small, so the copy is cheap.
+            cols = F.unfold(
+                x.contiguous(), (kh, kw)
+            )  # (N, C*kh*kw, oh*ow), the weight's (c, y, x) order
+            out = self.weight.reshape(k, -1) @ cols  # (N, K, oh*ow)
+            if self.bias is not None:
+                out = out + self.bias[:, None]
+            return out.reshape(n, k, oh, ow)
+        # Channels-last weights hold (K, kh, kw, C) in memory: flatten both sides in (y, x, c)
+        # order instead, so the big weight is a view and never copied.
+        w_mat = self.weight.permute(0, 2, 3, 1).reshape(k, -1)
+        win = x.permute(0, 2, 3, 1).unfold(1, kh, 1).unfold(2, kw, 1)  # (N, oh, ow, C, kh, kw)
+        cols = win.permute(0, 1, 2, 4, 5, 3).reshape(n, oh * ow, kh * kw * c)
+        out = cols @ w_mat.T  # (N, oh*ow, K)
         if self.bias is not None:
-            out = out + self.bias[:, None]
-        return out.reshape(n, self.out_channels, oh, ow)
+            out = out + self.bias
+        return out.reshape(n, oh, ow, k).permute(0, 3, 1, 2)  # channels-last, like the weights
