@@ -358,7 +358,8 @@ def train_numpy(
     lr: float,
     momentum: float = 0.9,
     weight_decay: float = 5e-4,
-    lr_decay: float = 1.0,
+    nesterov: bool = False,
+    lr_schedule: Callable[[int], float] | str | None = "onecycle",
     seed: int = 0,
     progress: bool = True,
 ) -> dict:
@@ -366,12 +367,14 @@ def train_numpy(
 
     x_* are float32 (N, C, H, W) arrays, already normalized; y_* int64 labels. SGD with
     momentum and weight decay (torch's formulas), cross-entropy loss, the held-out set checked
-    after every epoch. Returns best_top1 and final_top1 (fractions), epochs, seconds,
+    after every epoch. ``lr_schedule`` is a function of the global step giving the multiple of
+    ``lr`` to use, "onecycle" (the default, :func:`~convnet.reference.solver.one_cycle`) or
+    "constant". Returns best_top1 and final_top1 (fractions), epochs, seconds,
     images_per_second, and the per-epoch ``val_top1`` and ``loss`` histories. The model ends up
     holding the parameters of the best epoch.
     """
     from .optim import SGD
-    from .solver import Solver
+    from .solver import Solver, one_cycle
 
     torch.manual_seed(seed)
     model = model.float().train()
@@ -385,14 +388,22 @@ def train_numpy(
         "X_val": np.ascontiguousarray(x_test, dtype=np.float32),
         "y_val": np.asarray(y_test, dtype=np.int64),
     }
-    opt = SGD(net, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    opt = SGD(net, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    if lr_schedule == "onecycle":
+        lr_schedule = one_cycle(epochs * max(len(y_train) // batch_size, 1))
+    elif lr_schedule == "constant":
+        lr_schedule = None
+    elif isinstance(lr_schedule, str):
+        raise ConversionError(
+            f"unknown lr_schedule {lr_schedule!r}; use 'onecycle', 'constant' or a function of the step"
+        )
     solver = Solver(
         net,
         data,
         optimizer=opt,
         num_epochs=epochs,
         batch_size=batch_size,
-        lr_decay=lr_decay,
+        lr_schedule=lr_schedule,
         seed=seed,
         progress=progress,
     )
