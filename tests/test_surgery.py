@@ -433,6 +433,23 @@ def test_cli_surgery_prints_and_saves(cli, tmp_path):
     fresh.load_state_dict(state)  # a saved conversion loads into a fresh one
 
 
+def test_cli_surgery_reads_a_training_checkpoint(cli, tmp_path):
+    from convnet._io import load_tensors
+    from convnet.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(8)
+    trained = convnet.create_model("lenet5")
+    spec = {"model": "lenet5", "num_classes": 10, "in_chans": 1, "input_size": [1, 32, 32]}
+    save_checkpoint(tmp_path / "last.pt", {"spec": spec, "model": trained.state_dict()})
+    out = tmp_path / "conv.safetensors"
+    code, stdout, stderr = cli("surgery", tmp_path / "last.pt", "--out", out)
+    assert code == 0, stderr
+    assert stdout.startswith("lenet5 at 1x32x32")
+    state = load_tensors(out)
+    want = trained.classifier[1].weight.reshape(120, 16, 5, 5)
+    assert torch.equal(state["classifier.1.weight"], want)  # the checkpoint's weights, reshaped
+
+
 def test_cli_surgery_error_is_one_line(cli):
     code, _, stderr = cli(
         "surgery", "INPUT[24x24x3] -> [CONV3-8 -> RELU -> POOL2]*2 -> GAP -> FC-5"
