@@ -130,7 +130,10 @@ def _run(args: argparse.Namespace) -> int:
     name = args.recipe if args.recipe else recipe_for_model(args.model)
     overrides["out"] = args.out or default_out(args.model, args.resume)
     cfg = recipe(name, **overrides)
-    data = load(args.data, args.data_dir) if args.data_dir else load(args.data)
+    # a path is recorded absolute, so `convnet eval` finds the data from any folder
+    spec = str(Path(args.data).resolve()) if Path(args.data).exists() else args.data
+    data = load(spec, args.data_dir) if args.data_dir else load(spec)
+    data.name = spec
     if args.engine == "numpy":
         from ..train.numpy_engine import train_with_numpy
 

@@ -1,0 +1,178 @@
+"""`convnet train`, `convnet eval` (TTA, ensembles) and `convnet predict` end to end, checked against
+softmax computed directly from the reloaded models."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from convnet.train import load_checkpoint
+
+MODEL = "INPUT -> CONV3-8 -> RELU -> POOL2 -> FC-4"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two short runs (seeds 0 and 1) on a .npz data set, trained through the CLI."""
+    from convnet.cli import main
+    from test_train import tiny_data
+
+    root = tmp_path_factory.mktemp("cli")
+    d = tiny_data(n_train=192, n_test=64)
+    npz = root / "tiny.npz"
+    np.savez(
+        npz,
+        x_train=d.x_train.numpy(),
+        y_train=d.y_train.numpy(),
+        x_test=d.x_test.numpy(),
+        y_test=d.y_test.numpy(),
+    )
+    for seed in (0, 1):
+        code = main(
+            [
+                "train",
+                MODEL,
+                "--data",
+                str(npz),
+                "--epochs",
+                "2",
+                "--batch",
+                "32",
+                "--lr",
+                "0.05",
+                "--schedule",
+                "onecycle",
+                "--seed",
+                str(seed),
+                "--out",
+                str(root / f"run{seed}"),
+                "--quiet",
+            ]
+        )
+        assert code == 0
+    return root, npz, d
+
+
+def probs(path, x, flip=False):
+    model, info = load_checkpoint(path)
+    mean, std = info["mean"][0], info["std"][0]
+    xn = (x.float() / 255 - mean) / std
+    with torch.no_grad():
+        p = model(xn).softmax(1)
+        if flip:
+            p = (p + model(xn.flip(-1)).softmax(1)) / 2
+    return p
+
+
+def top1(p, y) -> float:
+    return 100.0 * float((p.argmax(1) == y).float().mean())
+
+
+def parse(out: str, what: str) -> float:
+    return float(re.search(rf"{what} ([\d.]+)%", out).group(1))
+
+
+def test_train_cli_resume_continues(runs, cli):
+    root, npz, _ = runs
+    code, out, err = cli(
+        "train",
+        MODEL,
+        "--data",
+        npz,
+        "--epochs",
+        "3",
+        "--batch",
+        "32",
+        "--lr",
+        "0.05",
+        "--schedule",
+        "onecycle",
+        "--out",
+        root / "run0",
+        "--resume",
+        "--quiet",
+    )
+    assert code == 0, err
+    epochs = [
+        json.loads(x)["epoch"] for x in (root / "run0" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert epochs == [1, 2, 3]
+    code, _, err = cli("train", MODEL, "--data", npz, "--out", root / "run0", "--quiet")
+    assert code == 2 and "--resume" in err and len(err.strip().splitlines()) == 1
+
+
+def test_eval_plain_tta_and_ensemble(runs, cli):
+    root, npz, d = runs
+    a, b = root / "run1" / "last.pt", root / "run0" / "best.pt"
+    code, out, _ = cli("eval", a, "--data", npz)
+    assert code == 0 and parse(out, "top-1") == pytest.approx(
+        top1(probs(a, d.x_test), d.y_test), abs=0.01
+    )
+    code, out, _ = cli("eval", a, "--data", npz, "--tta", "flip")
+    assert parse(out, "top-1") == pytest.approx(
+        top1(probs(a, d.x_test, flip=True), d.y_test), abs=0.01
+    )
+    code, out, _ = cli("eval", a, "--data", npz, "--ensemble", b)
+    ens = (probs(a, d.x_test) + probs(b, d.x_test)) / 2
+    assert "2 models" in out and parse(out, "top-1") == pytest.approx(top1(ens, d.y_test), abs=0.01)
+    code, out, _ = cli(
+        "eval", a, "--tta", "multicrop", "--json"
+    )  # data from the checkpoint's config
+    r = json.loads(out)
+    assert (
+        r["n"] == len(d.y_test)
+        and sum(map(sum, r["confusion"])) == r["n"]
+        and r["tta"] == "multicrop"
+    )
+    code, _, err = cli("eval", root / "missing.pt")
+    assert code == 2 and "not found" in err
+
+
+def test_predict_top5_matches_softmax(runs, cli, tmp_path):
+    from PIL import Image
+
+    root, _, d = runs
+    ckpt = root / "run1" / "best.pt"
+    img = d.x_test[3, 0].numpy()
+    Image.fromarray(img).save(tmp_path / "digit.png")
+    code, out, err = cli("predict", ckpt, tmp_path / "digit.png", "--top", "3")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 3
+    expect = probs(ckpt, d.x_test[3:4])[0]
+    best = int(expect.argmax())
+    assert lines[0].split()[1] == load_checkpoint(ckpt)[1]["classes"][best]
+    assert float(lines[0].split()[2].rstrip("%")) == pytest.approx(
+        100 * float(expect[best]), abs=0.01
+    )
+
+
+def test_predict_dense_writes_a_heatmap(runs, cli, tmp_path):
+    from PIL import Image
+
+    root, _, d = runs
+    big = np.kron(
+        d.x_test[5, 0].numpy(), np.ones((2, 2), dtype=np.uint8)
+    )  # 24x24: 7x7 windows of 12x12
+    Image.fromarray(big).save(tmp_path / "big.png")
+    code, out, err = cli(
+        "predict",
+        root / "run1" / "best.pt",
+        tmp_path / "big.png",
+        "--dense",
+        "--scales",
+        "1.0",
+        "0.75",
+        "--heatmap",
+        tmp_path / "map.png",
+    )
+    assert code == 0, err
+    assert (tmp_path / "map.png").stat().st_size > 0
+    total = sum(
+        float(line.split()[2].rstrip("%")) for line in out.splitlines() if line[:1].isdigit()
+    )
+    assert 0 < total <= 100.01
