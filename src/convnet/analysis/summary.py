@@ -221,7 +221,7 @@ def summary(
     batch_size: int = 1,
     *,
     dtype: str | torch.dtype = "float32",
-    optimizer: str = "sgd",
+    optimizer: str = "momentum",
     memory_gb: float | None = None,
     strict: bool = False,
     training_memory: bool = True,
@@ -232,8 +232,14 @@ def summary(
     ``INPUT[WxHxD]`` carry one). Nothing is computed on real weights: the trace runs on the meta
     device, so VGG-16 summarizes in well under a second.
     """
-    name = model if isinstance(model, str) else (
-        getattr(model, "model_name", None) or getattr(model, "notation_line", None) or type(model).__name__
+    name = (
+        model
+        if isinstance(model, str)
+        else (
+            getattr(model, "model_name", None)
+            or getattr(model, "notation_line", None)
+            or type(model).__name__
+        )
     )
     if isinstance(model, str):
         model = build_on_meta(model)
@@ -291,11 +297,8 @@ def summary(
         "max_batch": None,
     }
     if training_memory:
-        try:
-            from .memory import estimate_training_memory, max_batch
-        except ImportError:  # pragma: no cover - the estimator lands in its own change
-            training_memory = False
-    if training_memory:
+        from .memory import estimate_training_memory, max_batch
+
         est = estimate_training_memory(
             model, input_size, batch_size, optimizer=optimizer, dtype=DTYPES[dtype]
         )
