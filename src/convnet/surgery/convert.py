@@ -9,8 +9,9 @@ network slides over a larger image in one pass: VGG-16 at 384x384 gives a 12x12x
 
 The model is traced with ``torch.fx``; every node's shape at the training size comes from the
 meta device. Flattens are dropped, ``AdaptiveAvgPool2d`` that is the identity at the training
-size is dropped, and one that is not (a fixed average at that size, hence linear) is folded into
-the first convolution's weights.
+size is dropped, one that is not (a fixed average at that size, hence linear) is folded into
+the first convolution's weights, and global pooling is refused: such a model already takes any
+size and has no FC window to slide.
 """
 
 from __future__ import annotations
@@ -35,9 +36,8 @@ _ADAPTIVE_FUNCS = {
 }
 
 
-_DELTA = (
-    2**8 * 3**2 * 5 * 7
-)  # input growth for measuring the stride: a multiple of any usual stride
+# Input growth for measuring the stride on the meta device: a multiple of any usual stride.
+_DELTA = 2**8 * 3**2 * 5 * 7
 
 
 @dataclass(frozen=True)
