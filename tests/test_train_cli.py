@@ -176,3 +176,32 @@ def test_predict_dense_writes_a_heatmap(runs, cli, tmp_path):
         float(line.split()[2].rstrip("%")) for line in out.splitlines() if line[:1].isdigit()
     )
     assert 0 < total <= 100.01
+
+
+def test_numpy_engine_run_folder(runs, cli, tmp_path):
+    pytest.importorskip("convnet.reference.torch_bridge")
+    _, npz, d = runs
+    code, out, err = cli(
+        "train",
+        MODEL,
+        "--data",
+        npz,
+        "--engine",
+        "numpy",
+        "--epochs",
+        "1",
+        "--batch",
+        "32",
+        "--lr",
+        "0.05",
+        "--out",
+        tmp_path / "np",
+        "--quiet",
+    )
+    assert code == 0, err
+    res = json.loads((tmp_path / "np" / "result.json").read_text())
+    assert set(res) >= {"best_top1", "final_top1", "epochs", "seconds", "images_per_second"}
+    # the saved (best-epoch) weights reproduce best_top1 when run by torch
+    assert top1(probs(tmp_path / "np" / "best.pt", d.x_test), d.y_test) == pytest.approx(
+        res["best_top1"], abs=0.01
+    )

@@ -41,10 +41,10 @@ def train_with_numpy(model_spec: str, data: Any, cfg: TrainConfig) -> dict[str, 
         ) from None
     import torch
 
-    from .._resolve import resolve_model
+    from .checkpoint import build_model
 
     torch.manual_seed(cfg.seed)
-    model = resolve_model(model_spec, num_classes=len(data.classes), in_chans=data.input_size[0])
+    model = build_model(model_spec, len(data.classes), data.input_size[0], data.input_size)
     size = tuple(getattr(model, "default_input_size", None) or data.input_size)
     x_train, y_train, x_test, y_test = as_arrays(data, (data.input_size[0], *size[1:]))
     out = Path(cfg.out) if cfg.out else None
@@ -52,6 +52,16 @@ def train_with_numpy(model_spec: str, data: Any, cfg: TrainConfig) -> dict[str, 
         out.mkdir(parents=True, exist_ok=True)
         resolved = {"model": model_spec, "data": data.name, "engine": "numpy", **cfg.to_dict()}
         atomic_write_text(out / "config.json", json.dumps(resolved, indent=2) + "\n")
+    import torch.nn as nn
+
+    from .checkpoint import save_checkpoint
+    from .optim import LRSchedule
+
+    # the same learning-rate curve as the PyTorch loop (reduce-on-plateau stays at its start value)
+    steps_per_epoch = max(1, len(y_train) // cfg.batch_size)
+    curve = LRSchedule(
+        build_dummy_optimizer(nn.Parameter(torch.zeros(1)), cfg.lr), cfg, steps_per_epoch
+    )
     t0 = time.perf_counter()
     raw = train_numpy(
         model,
@@ -64,33 +74,50 @@ def train_with_numpy(model_spec: str, data: Any, cfg: TrainConfig) -> dict[str, 
         lr=cfg.lr,
         momentum=cfg.momentum,
         weight_decay=cfg.weight_decay,
+        nesterov=cfg.nesterov,
+        lr_schedule=curve.factor,
         seed=cfg.seed,
         progress=cfg.progress,
     )
     seconds = time.perf_counter() - t0
-    final = _first(raw, "final_top1", "test_top1", "top1", "test_acc", "accuracy")
-    final = 100.0 * final if final is not None and final <= 1.0 else final
-    best = _first(raw, "best_top1")
-    best = 100.0 * best if best is not None and best <= 1.0 else best
+    # train_numpy reports accuracies as fractions
     result = {
-        "best_top1": best if best is not None else final,
-        "final_top1": final,
-        "epochs": int(_first(raw, "epochs") or cfg.epochs),
+        "best_top1": 100.0 * float(raw["best_top1"]),
+        "final_top1": 100.0 * float(raw["final_top1"]),
+        "epochs": int(raw.get("epochs", cfg.epochs)),
         "seconds": round(seconds, 3),
-        "images_per_second": round(
-            _first(raw, "images_per_second") or cfg.epochs * len(y_train) / seconds, 1
-        ),
+        "images_per_second": round(float(raw.get("images_per_second", 0.0)), 1),
         "engine": "numpy",
         "status": "done",
         "out": str(out) if out else None,
     }
     if out is not None:
+        spec = {
+            "model": model_spec,
+            "num_classes": len(data.classes),
+            "in_chans": data.input_size[0],
+            "input_size": [data.input_size[0], *size[1:]],
+            "data_size": list(data.input_size[1:]),
+            "classes": list(data.classes),
+            "mean": list(data.mean),
+            "std": list(data.std),
+        }
+        state = {
+            "model": model.state_dict(),
+            "spec": spec,
+            "config": resolved,
+            "progress": {
+                "epoch": result["epochs"],
+                "global_step": result["epochs"] * steps_per_epoch,
+                "best_top1": result["best_top1"],
+            },
+        }
+        save_checkpoint(out / "best.pt", state)  # train_numpy leaves the best epoch's weights
         atomic_write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
     return result
 
 
-def _first(d: dict[str, Any], *keys: str) -> float | None:
-    for k in keys:
-        if d.get(k) is not None:
-            return float(d[k])
-    return None
+def build_dummy_optimizer(p, lr: float):
+    import torch
+
+    return torch.optim.SGD([p], lr=lr)
