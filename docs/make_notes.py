@@ -289,6 +289,25 @@ def pooling(doc: Doc) -> None:
     )
 
 
+def cifar_walkthrough(doc: Doc) -> None:
+    doc.section("Seed 002's CIFAR-10 network: INPUT - CONV - RELU - POOL - FC", "cifar")
+    doc.claim(
+        "seed 002",
+        """A simple CIFAR-10 ConvNet, [INPUT - CONV - RELU - POOL - FC]: input [32x32x3]; CONV with
+        12 filters gives [32x32x12]; RELU max(0, x) keeps [32x32x12]; POOL downsamples to
+        [16x16x12]; FC gives [1x1x10].""",
+    )
+    out = doc.cli(
+        'convnet summary "INPUT[32x32x3] -> CONV(F=3,K=12) -> RELU -> POOL2 -> FC-10" --format markdown',
+        "markdown",
+    )
+    got = [r["Output"] for r in table_rows(out) if r["Type"] != "Flatten"]
+    want = ["32x32x12", "32x32x12", "16x16x12", "1x1x10"]
+    doc.verdict(
+        [(got == want, "volumes " + " -> ".join(got) + " (notes: " + " -> ".join(want) + ")")]
+    )
+
+
 def fc_to_conv(doc: Doc) -> None:
     doc.section("FC -> CONV: one pass over a larger image", "fc-conv")
     doc.claim(
@@ -485,6 +504,33 @@ def vgg16(doc: Doc) -> None:
                 f"{extra:,} values ({extra / rows_total:.0%}) too high, and 93 MB / 96 MB should be "
                 f"{rows_total * 4 / 1e6:.0f} MB ({rows_total * 4 / 2**20:.0f} MiB) per image",
             ),
+        ]
+    )
+
+
+def memory_example(doc: Doc) -> None:
+    doc.section("Seed 001's memory example: ten million activations, 72MB", "memory")
+    doc.claim(
+        "seed 001",
+        """Filtering a 224x224x3 image with 64 filters of 3x3 and zero padding 1 gives an
+        activation volume of [224x224x64]. That is ten million activations, or 72MB of memory
+        (per image, for the activations and their gradients).""",
+    )
+    out = doc.cli(
+        'convnet summary "INPUT[224x224x3] -> [CONV3-64]*3" --format markdown', "markdown"
+    )
+    convs = [num(r["Activations"]) for r in table_rows(out) if r["Type"] == "Conv2d"]
+    one, three = convs[0], sum(convs)
+    mib = lambda n: n * 4 * 2 / 2**20  # noqa: E731 - float32 values and their gradients
+    doc.verdict(
+        [
+            (
+                abs(one - 10e6) < 1e6,
+                f"one [224x224x64] volume holds {one:,} activations ({mib(one):.1f} MiB with "
+                f"gradients), not ten million / 72MB: those are the numbers of three such layers, "
+                f"{three:,} activations = {mib(three):.1f} MiB, as the English original says "
+                "(the translation dropped 'three')",
+            )
         ]
     )
 
@@ -945,9 +991,11 @@ SECTIONS: list[Callable[[Doc], None]] = [
     stride_rule,
     alexnet_conv1,
     pooling,
+    cifar_walkthrough,
     fc_to_conv,
     small_filters,
     vgg16,
+    memory_example,
     seed003_tables,
     inception,
     parameter_claims,
