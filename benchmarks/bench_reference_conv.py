@@ -13,7 +13,8 @@ best of ``--repeat`` runs kept, so both see the same machine load):
 Shapes: the issue's list (batch 64 unless noted): 32x32x3 -> 32 F=5 P=2; 32x32x64 -> 64 F=3;
 16x16x128 -> 128 F=3; 8x8x256 -> 256 F=3; AlexNet conv1 227x227x3 -> 96 F=11 S=4 (batch 8).
 
-Rerun: ``python benchmarks/bench_reference_conv.py`` (``--repeat 7`` for steadier numbers).
+Rerun: ``python benchmarks/bench_reference_conv.py`` (``--repeat 7`` for steadier numbers;
+``--threads 1`` pins both libraries to one thread, steadier on a shared machine).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as TF
 
 from convnet.reference import functional as F
+from convnet.reference._blas import blas_threads
 from convnet.reference.im2col import im2col_extra_bytes
 
 # (name, N, C, H, K, F, S, P)
@@ -129,7 +131,20 @@ def main() -> None:
     ap.add_argument(
         "--repeat", type=int, default=5, help="runs per engine and shape; the best is kept"
     )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for both torch and NumPy's BLAS (default: each library's own default)",
+    )
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with blas_threads(args.threads):
+        run(args)
+
+
+def run(args) -> None:
     print(f"machine: {machine()}")
     print(f"{'shape':<48} {'numpy ms':>9} {'torch ms':>9} {'ratio':>6}  {'im2col/input':>12}")
     ratios = []

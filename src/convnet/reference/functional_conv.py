@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ShapeError
-from .im2col import Pair, choose_layout, col2im, conv_geometry, im2col, pad_nchw, pair
+from .im2col import Pair, choose_layout, col2im, col2im_t, conv_geometry, im2col, pad_nchw, pair
 
 __all__ = [
     "ConvCache",
@@ -227,13 +227,16 @@ def conv2d_forward(
         wg = w if groups == 1 else w[g * kg : (g + 1) * kg]
         om, keep, mode = _forward_group(xg, wg, stride, padding, dilation)
         saved.append((mode, keep))
+        bg = None if b is None else b[g * kg : (g + 1) * kg]
         if mode == "1x1-chw":
+            if bg is not None:
+                om += bg[:, None]
             outs.append(om.reshape(n, kg, oh, ow))
         else:
+            if bg is not None:
+                om += bg  # along the contiguous last axis, before the layout becomes a view
             outs.append(om.reshape(n, oh, ow, kg).transpose(0, 3, 1, 2))
     out = outs[0] if groups == 1 else np.concatenate(outs, axis=1)
-    if b is not None:
-        out += b.reshape(1, k, 1, 1)
     cache = ConvCache(x.shape, None, w, b is not None, stride, padding, dilation, groups, saved)
     return out, cache
 
@@ -283,12 +286,13 @@ def conv2d_backward(
             # strided adds; with K > C (a first layer) the column route moves less memory.
             dxs.append(conv2d_input_grad_flipped(dg, wg, cache.padding, cache.dilation))
             continue
-        dcols = dm @ wmat
-        dxs.append(
-            col2im(
-                dcols, (n, cg, h, wd), (kh, kw), cache.stride, cache.padding, cache.dilation, mode
-            )
-        )
+        geometry = ((n, cg, h, wd), (kh, kw), cache.stride, cache.padding, cache.dilation)
+        if mode == "chw":
+            # the column gradient transposed, (C*kh*kw, N*OH*OW): each kernel offset then adds
+            # whole (C, N, OH, OW) planes whose rows are contiguous
+            dxs.append(col2im_t(wmat.T @ dm.T, *geometry))
+        else:
+            dxs.append(col2im(dm @ wmat, *geometry, layout=mode))
     dx = dxs[0] if groups == 1 else np.concatenate(dxs, axis=1)
     dw = dws[0] if groups == 1 else np.concatenate(dws, axis=0)
     return dx, np.ascontiguousarray(dw), db

@@ -211,6 +211,40 @@ def col2im(
     return dxp[:, :, ph : ph + h, pw : pw + w]
 
 
+def col2im_t(
+    cols_t: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    kernel: int | Pair,
+    stride: int | Pair = 1,
+    padding: int | Pair = 0,
+    dilation: int | Pair = 1,
+) -> np.ndarray:
+    """:func:`col2im` for the transposed column matrix, (C*kh*kw, N*OH*OW) in (c, u, v) order.
+
+    Each of the kh*kw offsets adds one (C, N, OH, OW) block whose rows are contiguous, which
+    is faster than gathering short (C,) or (kw,) runs when C is small (a first layer).
+    Returns (N, C, H, W).
+    """
+    kernel, stride, padding, dilation = (
+        pair(kernel, "kernel"),
+        pair(stride, "stride"),
+        pair(padding, "padding"),
+        pair(dilation, "dilation"),
+    )
+    n, c, h, w = x_shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    oh, ow = conv_geometry(x_shape, kernel, stride, padding, dilation)
+    c6 = cols_t.reshape(c, kh, kw, n, oh, ow)
+    dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols_t.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            hs, ws = i * dh, j * dw
+            dxp[:, :, hs : hs + sh * (oh - 1) + 1 : sh, ws : ws + sw * (ow - 1) + 1 : sw] += c6[
+                :, i, j
+            ].transpose(1, 0, 2, 3)
+    return dxp[:, :, ph : ph + h, pw : pw + w]
+
+
 def im2col_extra_bytes(
     x_shape: tuple[int, int, int, int],
     kernel: int | Pair,
