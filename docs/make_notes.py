@@ -31,9 +31,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-os.environ["COLUMNS"] = "120"  # rich and the summary size their tables from the terminal
-os.environ["LINES"] = "40"
 os.environ.setdefault("MPLBACKEND", "Agg")
+# rich and the summary size their tables from the terminal: fix it while generating
+TERMINAL = {"COLUMNS": "120", "LINES": "40"}
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "docs" / "notes.md"
@@ -1010,15 +1010,28 @@ def generate() -> str:
 
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     doc = Doc()
-    for section in SECTIONS:
-        start, cpu = time.perf_counter(), time.process_time()
-        section(doc)
-        print(  # to stderr, so a slow section is easy to find; not part of the document
-            f"{section.__name__:18} {time.perf_counter() - start:6.1f} s wall "
-            f"{time.process_time() - cpu:6.1f} s CPU",
-            file=sys.stderr,
-        )
+    saved = {k: os.environ.get(k) for k in TERMINAL}
+    os.environ.update(TERMINAL)
+    try:
+        for section in SECTIONS:
+            _run_section(doc, section)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return doc.render()
+
+
+def _run_section(doc: Doc, section: Callable[[Doc], None]) -> None:
+    start, cpu = time.perf_counter(), time.process_time()
+    section(doc)
+    print(  # to stderr, so a slow section is easy to find; not part of the document
+        f"{section.__name__:18} {time.perf_counter() - start:6.1f} s wall "
+        f"{time.process_time() - cpu:6.1f} s CPU",
+        file=sys.stderr,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
