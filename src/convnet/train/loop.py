@@ -8,7 +8,6 @@ steps, evaluation, records, last/best checkpoints -> final report and result.jso
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import time
@@ -27,7 +26,7 @@ from .checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_sta
 from .config import TrainConfig
 from .evaluate import Tally, main_logits, predict_probs
 from .loader import Augment, Loader
-from .metrics import RunLog, print_epoch, print_report
+from .metrics import EpochBar, RunLog, print_epoch, print_report
 from .optim import EMA, LRSchedule, build_optimizer
 
 _NONE = 2**62  # "no non-finite loss seen" marker for the first-bad-step tensor
@@ -265,7 +264,7 @@ def _run(model, data, cfg: TrainConfig, resume: bool, d: D.Dist, device, t_start
             model.train()
             loss_sum = torch.tensor(p["loss_sum"], dtype=torch.float64, device=device)
             correct = torch.tensor(p["correct"], dtype=torch.int64, device=device)
-            bar = _Bar(
+            bar = EpochBar(
                 d.is_main and cfg.progress, epoch, cfg.epochs, len(loader), p["step_in_epoch"]
             )
             t_epoch = time.perf_counter() - p["epoch_seconds"]
@@ -477,43 +476,3 @@ def _on_sigterm(stop: dict):
 def _restore_sigterm(old) -> None:
     if old is not None:
         signal.signal(signal.SIGTERM, old)
-
-
-class _Bar:
-    """A rich progress bar for one epoch: loss, accuracy, images/s, ETA (rank 0 only)."""
-
-    def __init__(self, enabled: bool, epoch: int, epochs: int, total: int, start: int):
-        self.progress = None
-        if not enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn(f"epoch {epoch + 1}/{epochs}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"),
-            TimeRemainingColumn(),
-            transient=True,
-        )
-        self.task = self.progress.add_task("train", total=total, completed=start, stats="")
-        self.progress.start()
-
-    def update(self, done: int, loss: float, acc: float, images: int, seconds: float) -> None:
-        if self.progress is None:
-            return
-        rate = images / max(seconds, 1e-9)
-        loss_s = f"{loss:.4f}" if math.isfinite(loss) else str(loss)
-        self.progress.update(
-            self.task, completed=done, stats=f"loss {loss_s}  acc {acc:5.2f}%  {rate:,.0f} img/s"
-        )
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()

@@ -147,3 +147,48 @@ def print_report(result: dict[str, Any], final: dict[str, Any]) -> None:
         row = [str(v) if v else "." for v in final["confusion"][i]]
         table.add_row(str(c), "-" if acc is None else f"{acc:.1f}%", *row)
     console.print(table)
+
+
+class EpochBar:
+    """A rich progress bar for one epoch on stderr: loss, accuracy, images/s, ETA (rank 0, terminals only)."""
+
+    def __init__(self, enabled: bool, epoch: int, epochs: int, total: int, start: int):
+        self.progress = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        console = Console(stderr=True)
+        if not console.is_terminal:  # a log file gets the one line per epoch, not bar redraws
+            return
+        self.progress = Progress(
+            TextColumn(f"epoch {epoch + 1}/{epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeRemainingColumn(),
+            transient=True,
+            console=console,
+        )
+        self.task = self.progress.add_task("train", total=total, completed=start, stats="")
+        self.progress.start()
+
+    def update(self, done: int, loss: float, acc: float, images: int, seconds: float) -> None:
+        if self.progress is None:
+            return
+        rate = images / max(seconds, 1e-9)
+        loss_s = f"{loss:.4f}" if math.isfinite(loss) else str(loss)
+        self.progress.update(
+            self.task, completed=done, stats=f"loss {loss_s}  acc {acc:5.2f}%  {rate:,.0f} img/s"
+        )
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
