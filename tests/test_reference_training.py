@@ -113,6 +113,7 @@ def test_solver_learns_and_keeps_the_best_parameters():
     assert solver.check_accuracy(xva, yva) == pytest.approx(solver.best_val_acc)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 def test_solver_rejects_divergence_and_unknown_names():
     net = Sequential(L.Flatten(), L.Linear(64, 4, rng=np.random.default_rng(0)))
     x, y = blobs(64, 0)
