@@ -57,6 +57,12 @@ CASES = {
     ),
     "conv_1x1": (lambda: L.Conv2d(3, 5, 1, rng=R, dtype=np.float64), [X4]),
     "conv_naive": (lambda: L.Conv2d(3, 2, 3, stride=2, fast=False, rng=R, dtype=np.float64), [X4]),
+    "table_conv": (
+        lambda: L.TableConv2d(
+            3, [0, 0, 1, 2, 2], [0, 1, 2, 0, 2], (3, 2), 1, 1, rng=R, dtype=np.float64
+        ),
+        [X4],
+    ),
     "linear": (lambda: L.Linear(7, 4, rng=R, dtype=np.float64), [(3, 7)]),
     "locally_connected": (
         lambda: L.LocallyConnected2d(3, 2, (6, 5), (3, 2), 1, (1, 0), rng=R, dtype=np.float64),

@@ -61,6 +61,12 @@ def test_lenet5(dtype):
     compare(lambda: create_model("lenet5"), (4, 1, 32, 32), dtype)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_lenet5_1998_connection_table_and_trainable_subsampling(dtype):
+    net = compare(lambda: create_model("lenet5_1998"), (3, 1, 32, 32), dtype)
+    assert any(type(op).__name__ == "TableConv2d" for op in net.layers.values())
+
+
 def test_alexnet_small_input_adaptive_pool_upsamples():
     # at 64x64 the features are 1x1; AdaptiveAvgPool2d((6, 6)) repeats them (dropout off: eval)
     compare(

@@ -33,6 +33,7 @@ __all__ = [
     "MaxPool2d",
     "ReLU",
     "Sigmoid",
+    "TableConv2d",
     "Tanh",
 ]
 
@@ -381,3 +382,51 @@ class Dropout(Layer):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class TableConv2d(Layer):
+    """LeNet-5's C3: a convolution where output map o sees only the input maps its table lists.
+
+    ``weight`` holds one (kh, kw) kernel per connection (``out_index[j]``, ``in_index[j]``);
+    the forward scatters them into a dense (K, C, kh, kw) bank with zeros elsewhere and
+    convolves, and the backward gathers the dense gradient back at the connections.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_index,
+        in_index,
+        kernel_size,
+        stride=1,
+        padding=0,
+        bias: bool = True,
+        rng=None,
+        dtype=np.float32,
+        init: bool = True,
+    ) -> None:
+        super().__init__()
+        self.out_index, self.in_index = np.asarray(out_index), np.asarray(in_index)
+        self.in_channels, self.out_channels = in_channels, int(self.out_index.max()) + 1
+        self.stride, self.padding = stride, padding
+        kh, kw = pair(kernel_size, "kernel_size")
+        fan_in = kh * kw * len(self.out_index) / self.out_channels  # average connections per map
+        self.params["weight"] = _he(rng, (len(self.out_index), kh, kw), fan_in, dtype, init)
+        if bias:
+            self.params["bias"] = np.zeros(self.out_channels, dtype=dtype)
+
+    def forward(self, x):
+        w = self.params["weight"]
+        dense = np.zeros((self.out_channels, self.in_channels, *w.shape[1:]), dtype=w.dtype)
+        dense[self.out_index, self.in_index] = w
+        out, self.cache = F.conv2d_forward(
+            x, dense, self.params.get("bias"), self.stride, self.padding
+        )
+        return out
+
+    def backward(self, dout):
+        dx, dw, db = F.conv2d_backward(dout, self.cache)
+        self.grads["weight"] = dw[self.out_index, self.in_index]
+        if db is not None:
+            self.grads["bias"] = db
+        return dx

@@ -41,6 +41,12 @@ def _extra_leaf_types() -> tuple[type, ...]:
     except ImportError:  # pragma: no cover - the layer file is part of the package
         pass
     try:
+        from ..layers.connection_table import ConnectionTableConv2d
+
+        types.append(ConnectionTableConv2d)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
         from ..layers.l2pool import L2Pool2d
 
         types.append(L2Pool2d)
@@ -168,6 +174,18 @@ def convert_module(
             mod.in_channels,
             mod.out_channels,
             mod.in_size,
+            mod.kernel_size,
+            mod.stride,
+            mod.padding,
+            bias=mod.bias is not None,
+            dtype=dtype,
+            init=False,
+        )
+    elif extra and type(mod).__name__ == "ConnectionTableConv2d" and isinstance(mod, extra):
+        layer = L.TableConv2d(
+            mod.in_channels,
+            mod.out_index.cpu().numpy(),
+            mod.in_index.cpu().numpy(),
             mod.kernel_size,
             mod.stride,
             mod.padding,
