@@ -234,6 +234,16 @@ def _run(model, data, cfg: TrainConfig, resume: bool, d: D.Dist, device, t_start
     if cfg.compile:
         net = torch.compile(net)
     autocast = _autocast(cfg.precision, device)
+    if d.is_main and cfg.progress:
+        n_params = sum(p.numel() for p in model.parameters())
+        print(
+            f"{model_spec or type(model).__name__} ({n_params:,} parameters) on {data_spec} "
+            f"({data.x_train.shape[0]:,} train / {data.x_test.shape[0]:,} held out), {device.type} "
+            f"{'bf16' if not isinstance(autocast, nullcontext) else 'fp32'} x {d.world} process(es): "
+            f"{cfg.optimizer} lr {cfg.lr:g} {cfg.schedule}, batch {cfg.batch_size}, {cfg.epochs} epochs"
+            + (f" -> {out}" if out else ""),
+            flush=True,
+        )
     sync_every = 1 if device.type == "cpu" and not d.enabled else 20
 
     def checkpoint(name: str = "last.pt") -> None:
