@@ -37,11 +37,15 @@ def main_logits(out: Any) -> torch.Tensor:
     raise ConvnetError(f"model returned a {type(out).__name__}; expected a tensor of logits")
 
 
-def views(x: torch.Tensor, tta: str | None) -> list[torch.Tensor]:
+def views(
+    x: torch.Tensor, tta: str | None, fill: torch.Tensor | None = None, mirror: bool = True
+) -> list[torch.Tensor]:
     """The test-time views of a normalized batch (B, C, H, W).
 
     flip: the batch and its mirror image. multicrop: the four corner crops and the centre crop of the
-    batch zero-padded by ``max(2, H // 8)`` pixels (each H x W), and their mirrors: 10 views.
+    batch padded by ``max(1, H // 16)`` pixels (each H x W, so shifts of up to H/16), and their
+    mirrors: 10 views (5 with ``mirror=False``, for models trained without flips, e.g. digits). ``fill`` (C,): the normalized value of a black pixel, ``-mean / std``, so the
+    padding is black as in training's random crops (zero would be the mean grey).
     """
     if tta is None or tta == "none":
         return [x]
@@ -50,23 +54,31 @@ def views(x: torch.Tensor, tta: str | None) -> list[torch.Tensor]:
     if tta != "multicrop":
         raise ConvnetError(f"unknown test-time augmentation {tta!r}; use flip or multicrop")
     h, w = x.shape[-2:]
-    p = max(2, h // 8)
-    padded = F.pad(x, (p, p, p, p))
-    crops = [
-        padded[..., t : t + h, s : s + w]
-        for t, s in ((0, 0), (0, 2 * p), (2 * p, 0), (2 * p, 2 * p), (p, p))
-    ]
-    return crops + [c.flip(-1) for c in crops]
+    p = max(1, h // 16)
+    f = (
+        torch.zeros(1, x.shape[1], 1, 1, device=x.device)
+        if fill is None
+        else fill.view(1, -1, 1, 1).to(x)
+    )
+    padded = F.pad(x - f, (p, p, p, p)) + f
+    offsets = ((0, 0), (0, 2 * p), (2 * p, 0), (2 * p, 2 * p), (p, p))
+    crops = [padded[..., t : t + h, s : s + w] for t, s in offsets]
+    return crops + [c.flip(-1) for c in crops] if mirror else crops
 
 
 @torch.no_grad()
 def predict_probs(
-    model: nn.Module, images: torch.Tensor, tta: str | None = None, autocast: Any = None
+    model: nn.Module,
+    images: torch.Tensor,
+    tta: str | None = None,
+    autocast: Any = None,
+    fill: torch.Tensor | None = None,
+    mirror: bool = True,
 ) -> torch.Tensor:
     """Class probabilities (B, K) of a normalized batch, averaged over the test-time views."""
     ctx = autocast if autocast is not None else nullcontext()
     total = None
-    vs = views(images, tta)
+    vs = views(images, tta, fill, mirror)
     for v in vs:
         with ctx:
             logits = main_logits(model(v))
@@ -162,6 +174,7 @@ def evaluate(
             )
     total = None
     for model, info in loaded:
+        mirror = bool((info.get("config") or {}).get("hflip", True))  # no mirrored views of digits
         loader = Loader(
             data.x_test,
             data.y_test,
@@ -172,7 +185,12 @@ def evaluate(
             train=False,
             device=dev,
         )
-        probs = torch.cat([predict_probs(model, xb, tta) for _, xb, _ in loader.batches(0)])
+        probs = torch.cat(
+            [
+                predict_probs(model, xb, tta, fill=-loader.mean * loader.inv_std, mirror=mirror)
+                for _, xb, _ in loader.batches(0)
+            ]
+        )
         total = probs if total is None else total + probs
     tally = Tally(num_classes, dev)
     tally.add(total / len(loaded), data.y_test.to(dev))

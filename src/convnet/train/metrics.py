@@ -130,7 +130,8 @@ def print_report(result: dict[str, Any], final: dict[str, Any]) -> None:
     console.print(
         f"best top-1 {result['best_top1']:.2f}%  final top-1 {result['final_top1']:.2f}%  "
         f"top-5 {result['final_top5']:.2f}%  ({final['n']} held-out images, {result['epochs']} epochs, "
-        f"{result['seconds']:.1f} s, {result['images_per_second']:,.0f} img/s)"
+        f"{result['seconds']:.1f} s, {result['images_per_second']:,.0f} img/s)",
+        soft_wrap=True,
     )
     classes = final["classes"]
     if len(classes) > 20:  # a 100 x 100 matrix helps nobody on a terminal; it is in confusion.json
