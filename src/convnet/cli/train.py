@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 
@@ -142,8 +143,8 @@ def _run(args: argparse.Namespace) -> int:
         from ..train import fit
 
         result = fit(args.model, data, cfg, resume=args.resume)
-    if result.get("status") == "terminated":
-        return 0
+    if result.get("status") == "terminated" or os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun only rank 0 reports
     print(
         f"result: {result['out']}/result.json  best top-1 {result['best_top1']:.2f}%  "
         f"final top-1 {result['final_top1']:.2f}%  {result['seconds']:.1f} s"
