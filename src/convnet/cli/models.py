@@ -31,12 +31,12 @@ def _human(n: int | None) -> str:
 
 
 def _rows(pattern: str | None, macs: bool) -> list[dict]:
-    import torch
     from rich.progress import Progress
 
     from .. import summary
+    from ..analysis.summary import build_on_meta
     from ..errors import ModelNotFoundError
-    from ..models import create_model, get_card, list_models
+    from ..models import get_card, list_models
 
     names = list_models(pattern)
     if not names:
@@ -48,8 +48,7 @@ def _rows(pattern: str | None, macs: bool) -> list[dict]:
             card = get_card(name)
             count = None
             if macs:
-                with torch.device("meta"):  # no memory, no initialization cost
-                    model = create_model(name)
+                model = build_on_meta(name)  # no memory, no initialization cost
                 count = summary(model, input_size=card.input_size, training_memory=False).totals[
                     "macs"
                 ]
@@ -98,26 +97,36 @@ def run(args: argparse.Namespace) -> int:
             ]
             print("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     else:
+        import sys
+
         from rich.console import Console
         from rich.table import Table
 
+        # piped output is not cut to 80 columns; a narrow terminal drops the two prose columns
+        console = Console(width=None if sys.stdout.isatty() else 200)
+        columns = (
+            COLUMNS
+            if console.width >= 140
+            else tuple(c for c in COLUMNS if c not in ("paper", "result"))
+        )
         table = Table(title=f"convnet zoo: {len(rows)} models (MACs per image at the input shown)")
         wide = {"paper", "result"}  # wrap these on words; keep the rest on one line
-        for col in COLUMNS:
+        for col in columns:
             justify = "right" if col in ("year", "params", "macs") else "left"
             table.add_column(
                 col, justify=justify, no_wrap=col not in wide, ratio=2 if col in wide else None
             )
         for r in rows:
-            table.add_row(
-                r["name"],
-                r["family"],
-                str(r["year"]),
-                r["paper"],
-                f"{r['params']:,}",
-                _human(r["macs"]),
-                r["input"],
-                r["result"],
+            cells = {
+                **r,
+                "year": str(r["year"]),
+                "params": f"{r['params']:,}",
+                "macs": _human(r["macs"]),
+            }
+            table.add_row(*(cells[c] for c in columns))
+        console.print(table)
+        if columns != COLUMNS:
+            print(
+                "(paper and result need 140 columns: widen the terminal or use --format markdown)"
             )
-        Console().print(table)
     return 0

@@ -128,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..train import recipe, recipe_for_model
 
     overrides = _overrides(args)
-    name = args.recipe if args.recipe else recipe_for_model(args.model)
+    name = args.recipe if args.recipe else recipe_for_model(args.model, args.engine)
     overrides["out"] = args.out or default_out(args.model, args.resume)
     cfg = recipe(name, **overrides)
     # a path is recorded absolute, so `convnet eval` finds the data from any folder
