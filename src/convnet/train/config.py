@@ -229,8 +229,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         precision="fp32",  # LeNet's small convolutions gain nothing from bf16 on a CPU
         eval_every=5,
     ),
-    # The NumPy engine runs about 15x slower than torch and sees no augmentation, so fewer,
-    # larger steps: 97.2% held-out top-1 in 8 epochs (see BENCHMARKS.md).
+    # The NumPy engine is slower than torch and sees no augmentation, so a shorter schedule:
+    # 97.7 / 97.5 / 97.5% held-out top-1 (seeds 0-2) in 12 epochs, about 11 s (BENCHMARKS.md).
     "lenet-numpy": dict(
         optimizer="sgd",
         momentum=0.9,
@@ -239,8 +239,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         schedule="onecycle",
         onecycle_pct=0.25,
         weight_decay=5e-4,
-        batch_size=64,
-        epochs=8,
+        batch_size=32,
+        epochs=12,
         eval_every=1,
     ),
 }
