@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
+from torch.utils._device import _device_constructors
 
 from ..errors import ShapeError
 from .formulas import RF
@@ -102,6 +103,22 @@ _SHAPE_PRESERVING = {
     "instance_norm",
     "local_response_norm",
 }
+# Elementwise activations: same shape out; the in-place forms return their input.
+_ELEMENTWISE = {
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "elu",
+    "gelu",
+    "silu",
+    "sigmoid",
+    "tanh",
+    "hardtanh",
+    "hardswish",
+}
+_INPLACE = {f"{n}_" for n in _ELEMENTWISE} | {"__iadd__", "add_", "__imul__", "mul_"}
+_BINARY = {"add", "__add__", "sub", "__sub__", "mul", "__mul__"}
+_FACTORIES = {f.__name__ for f in _device_constructors()}
 SLIDING = {"conv2d", "max_pool2d", "avg_pool2d", "lp_pool2d"}
 
 
@@ -339,6 +356,31 @@ class Recorder(TorchFunctionMode):
         self.calls.append(call)
 
     # --- every torch call -------------------------------------------------------------------
+    @staticmethod
+    def _shortcut(
+        name: str, b: dict, args: tuple, inputs: list[torch.Tensor]
+    ) -> torch.Tensor | None:
+        """The result of a shape-preserving call on meta tensors, without torch's meta kernels.
+
+        Those kernels decompose norms and elementwise ops in Python (up to 10 ms a call); the
+        outcome is only ever a tensor of the input's shape, or the input itself when in place.
+        """
+        if not inputs or not inputs[0].is_meta:
+            return None
+        x = inputs[0]
+        if name in _INPLACE and args and args[0] is x:
+            if len(inputs) > 1 and inputs[1].shape != x.shape:
+                return None
+            return x
+        if name in _ELEMENTWISE:
+            inplace = b.get("inplace", False) or any(a is True for a in args[1:])  # F.relu(x, True)
+            return x if inplace else _meta_like(x)
+        if name in _SHAPE_PRESERVING:
+            return _meta_like(x)
+        if name in _BINARY and len(inputs) == 2 and inputs[1].shape == x.shape and args[0] is x:
+            return _meta_like(x)  # a residual add of two equal volumes
+        return None
+
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = op_name(func)
@@ -353,10 +395,10 @@ class Recorder(TorchFunctionMode):
             if self.check is not None:
                 self.check(name, inputs[0], window, top[0], top[1])
         _check_inputs(name, b, inputs, top)
-        if name in _SHAPE_PRESERVING and inputs and inputs[0].is_meta:
-            # same shape out as in; torch's meta path decomposes these in Python, 10 ms a call
-            out = torch.empty_like(inputs[0])
-        else:
+        out = self._shortcut(name, b, args, inputs)
+        if out is None:
+            if name in _FACTORIES and kwargs.get("device") is None:
+                kwargs["device"] = "meta"  # tensors a forward creates join the meta trace
             out = func(*args, **kwargs)
         result = _first(out) if name not in _QUIET else None
         if result is None:
@@ -440,13 +482,16 @@ def _einsum_macs(b: dict, inputs: list[torch.Tensor]) -> int:
     return math.prod(sizes.values()) if len(inputs) >= 2 else 0
 
 
+def _meta_like(t: torch.Tensor) -> torch.Tensor:
+    """A storage-less tensor of ``t``'s shape and dtype (``empty_like`` on meta costs 100x more)."""
+    return torch.empty(t.shape, dtype=t.dtype, device="meta")
+
+
 def trace(
     model: nn.Module, input_size: tuple[int, ...], check: Callable[..., None] | None = None
 ) -> Recorder:
     """Run ``model`` once on a meta tensor of shape (1, *input_size); return the recorder."""
-    meta = {
-        k: torch.empty_like(v, device="meta") for k, v in model.state_dict(keep_vars=True).items()
-    }
+    meta = {k: _meta_like(v) for k, v in model.state_dict(keep_vars=True).items()}
     rec = Recorder(model, check)
     handles = []
     for m in model.modules():
@@ -455,11 +500,10 @@ def trace(
     was_training = model.training
     model.eval()  # batch-1 trace: BN needs eval; aux heads and dropout are training-only paths
     try:
-        with torch.device("meta"):
-            x = torch.empty((1, *input_size), device="meta")
-            with rec:
-                rec.set_rf(x, (RF(), RF()))
-                out = torch.func.functional_call(model, meta, (x,), tie_weights=True, strict=False)
+        x = torch.empty((1, *input_size), device="meta")
+        with rec:
+            rec.set_rf(x, (RF(), RF()))
+            out = torch.func.functional_call(model, meta, (x,), tie_weights=True, strict=False)
         rec.output = out  # type: ignore[attr-defined]
     finally:
         for h in handles:
