@@ -6,15 +6,15 @@ State-dict keys and shapes are exactly torchvision's, so its weight files load u
 
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
 from ..layers import local_response_norm
+from ._fc_head import FeaturesPoolClassifier, fc_head
 from ._init import he_init
 from ._registry import register_model
 
 
-class AlexNet(nn.Module):
+class AlexNet(FeaturesPoolClassifier):
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5):
         super().__init__()
         self.features = nn.Sequential(
@@ -44,10 +44,6 @@ class AlexNet(nn.Module):
         )
         he_init(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.avgpool(self.features(x))
-        return self.classifier(torch.flatten(x, 1))
-
 
 @register_model(
     family="AlexNet",
@@ -61,7 +57,7 @@ def alexnet(num_classes: int = 1000, in_chans: int = 3, **options) -> AlexNet:
     return AlexNet(num_classes=num_classes, in_chans=in_chans, **options)
 
 
-class AlexNetOriginal(nn.Module):
+class AlexNetOriginal(FeaturesPoolClassifier):
     """AlexNet as in the paper and seed 003's table 3.1: 227x227x3 input, LRN, two GPU groups.
 
     conv2, conv4 and conv5 only see the half of the previous layer on "their" GPU, which is a
@@ -93,20 +89,8 @@ class AlexNetOriginal(nn.Module):
             nn.MaxPool2d(kernel_size=3, stride=2),  # 13 -> 6
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))  # identity at 227x227; lets other sizes run
-        self.classifier = nn.Sequential(
-            nn.Linear(256 * 6 * 6, 4096),
-            nn.ReLU(inplace=True),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, 4096),
-            nn.ReLU(inplace=True),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, num_classes),
-        )
+        self.classifier = fc_head(256 * 6 * 6, num_classes, dropout)
         he_init(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.avgpool(self.features(x))
-        return self.classifier(torch.flatten(x, 1))
 
 
 @register_model(

@@ -6,9 +6,9 @@ Most of VGG-16's 138M parameters sit in the first FC layer: 7*7*512*4096 = 102,7
 
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
+from ._fc_head import FeaturesPoolClassifier, fc_head
 from ._init import he_init
 from ._registry import register_model
 
@@ -58,25 +58,13 @@ def make_layers(cfg: list[int | str], in_chans: int = 3, batch_norm: bool = Fals
     return nn.Sequential(*layers)
 
 
-class VGG(nn.Module):
+class VGG(FeaturesPoolClassifier):
     def __init__(self, features: nn.Sequential, num_classes: int = 1000, dropout: float = 0.5):
         super().__init__()
         self.features = features
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-        self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096),
-            nn.ReLU(inplace=True),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, 4096),
-            nn.ReLU(inplace=True),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, num_classes),
-        )
+        self.classifier = fc_head(512 * 7 * 7, num_classes, dropout)
         he_init(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.avgpool(self.features(x))
-        return self.classifier(torch.flatten(x, 1))
 
 
 def _vgg(cfg: str, batch_norm: bool, num_classes: int, in_chans: int, **options) -> VGG:

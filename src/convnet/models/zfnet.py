@@ -11,15 +11,15 @@ first FC layer, which now sees 6x6x512.
 
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
 from ..layers import local_response_norm
+from ._fc_head import FeaturesPoolClassifier, fc_head
 from ._init import he_init
 from ._registry import register_model
 
 
-class ZFNet(nn.Module):
+class ZFNet(FeaturesPoolClassifier):
     def __init__(
         self,
         num_classes: int = 1000,
@@ -47,20 +47,8 @@ class ZFNet(nn.Module):
             nn.MaxPool2d(kernel_size=3, stride=2),  # 13 -> 6
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))  # identity at 224x224
-        self.classifier = nn.Sequential(
-            nn.Linear(c5 * 6 * 6, 4096),
-            nn.ReLU(inplace=True),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, 4096),
-            nn.ReLU(inplace=True),
-            nn.Dropout(p=dropout),
-            nn.Linear(4096, num_classes),
-        )
+        self.classifier = fc_head(c5 * 6 * 6, num_classes, dropout)
         he_init(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.avgpool(self.features(x))
-        return self.classifier(torch.flatten(x, 1))
 
 
 @register_model(
