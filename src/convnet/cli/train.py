@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -123,6 +124,11 @@ def default_out(model: str, resume: bool) -> str:
     return str(base.parent / f"{name}-{n}")
 
 
+def _digits(name: str) -> bool:
+    base = Path(name).name.lower()
+    return "mnist" in base and "fashion" not in base
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..data import load
     from ..train import recipe, recipe_for_model
@@ -135,6 +141,10 @@ def _run(args: argparse.Namespace) -> int:
     spec = str(Path(args.data).resolve()) if Path(args.data).exists() else args.data
     data = load(spec, args.data_dir) if args.data_dir else load(spec)
     data.name = spec
+    if cfg.hflip and "hflip" not in overrides and _digits(data.name):
+        # the ImageNet recipes flip images; a mirrored digit is another digit (or none)
+        cfg = dataclasses.replace(cfg, hflip=False)
+        print("horizontal flips off for digits (pass --hflip to force them)")
     if args.engine == "numpy":
         from ..train.numpy_engine import train_with_numpy
 
