@@ -91,15 +91,19 @@ def _load(args) -> tuple[object, str, tuple[int, ...] | None]:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from rich.console import Console
+
     from .._io import save_tensors
     from ..surgery import fc_to_conv
     from ..surgery._graph import propagate
 
-    model, name, ckpt_size = _load(args)
-    size = parse_size(args.input)
-    if size is not None and len(size) == 1:
-        size = size * 2
-    converted = fc_to_conv(model, size or ckpt_size)
+    status = Console(stderr=True).status
+    with status(f"building {args.model} and converting its FC layers"):
+        model, name, ckpt_size = _load(args)
+        size = parse_size(args.input)
+        if size is not None and len(size) == 1:
+            size = size * 2
+        converted = fc_to_conv(model, size or ckpt_size)
     conv = converted.conversion
     c, h, w = conv.input_size
     sy, sx = conv.stride
@@ -122,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
             "steps": json.dumps([str(s) for s in conv.steps]),
         }
         state = converted.state_dict()
-        save_tensors(args.out, state, meta)
+        with status(f"writing {args.out}"):
+            save_tensors(args.out, state, meta)
         print(f"saved {len(state)} tensors to {args.out}")
     return 0
