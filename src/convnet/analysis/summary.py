@@ -19,7 +19,8 @@ import torch.nn as nn
 
 from ..errors import ShapeError
 from . import formulas
-from .trace import Call, Window, trace
+from ._ops import Call, Window
+from .trace import trace
 
 DTYPES = {
     "float32": torch.float32,

@@ -9,219 +9,37 @@ from tensor to tensor through branches and merges (concat, add) as well as throu
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._device import _device_constructors
 
-from ..errors import ShapeError
+from ._ops import (
+    BINARY,
+    ELEMENTWISE,
+    FACTORIES,
+    INPLACE,
+    QUIET,
+    SHAPE_PRESERVING,
+    SLIDING,
+    Call,
+    Window,
+    adaptive_window,
+    bind,
+    check_inputs,
+    first_tensor,
+    macs_of,
+    meta_like,
+    op_name,
+    pair,
+    tensors_in,
+)
 from .formulas import RF
 
+
 # Calls that are bookkeeping, not layers: they never become rows of their own.
-_QUIET = {
-    "size",
-    "dim",
-    "numel",
-    "__get__",
-    "__len__",
-    "__format__",
-    "__repr__",
-    "__bool__",
-    "__index__",
-    "type",
-    "to",
-    "float",
-    "half",
-    "bfloat16",
-    "contiguous",
-    "detach",
-    "requires_grad_",
-    "is_floating_point",
-    "__setitem__",
-    "__set__",
-    "stride",
-    "data_ptr",
-    "storage_offset",
-    "element_size",
-    "get_device",
-}
-
-# Positional parameter names of the calls whose hyperparameters matter.
-_SIGNATURES: dict[str, tuple[str, ...]] = {
-    "conv2d": ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
-    "conv_transpose2d": (
-        "input",
-        "weight",
-        "bias",
-        "stride",
-        "padding",
-        "output_padding",
-        "groups",
-        "dilation",
-    ),
-    "max_pool2d": (
-        "input",
-        "kernel_size",
-        "stride",
-        "padding",
-        "dilation",
-        "ceil_mode",
-        "return_indices",
-    ),
-    "avg_pool2d": (
-        "input",
-        "kernel_size",
-        "stride",
-        "padding",
-        "ceil_mode",
-        "count_include_pad",
-        "divisor_override",
-    ),
-    "lp_pool2d": ("input", "norm_type", "kernel_size", "stride", "ceil_mode"),
-    "adaptive_avg_pool2d": ("input", "output_size"),
-    "adaptive_max_pool2d": ("input", "output_size", "return_indices"),
-    "linear": ("input", "weight", "bias"),
-    "pad": ("input", "pad", "mode", "value"),
-    "unfold": ("input", "kernel_size", "dilation", "padding", "stride"),
-    "einsum": ("equation",),
-}
-_ALIASES = {
-    "_max_pool2d": "max_pool2d",
-    "max_pool2d_with_indices": "max_pool2d",
-    "adaptive_max_pool2d_with_indices": "adaptive_max_pool2d",
-    "_adaptive_max_pool2d": "adaptive_max_pool2d",
-}
-_SHAPE_PRESERVING = {
-    "batch_norm",
-    "layer_norm",
-    "group_norm",
-    "instance_norm",
-    "local_response_norm",
-}
-# Elementwise activations: same shape out; the in-place forms return their input.
-_ELEMENTWISE = {
-    "relu",
-    "relu6",
-    "leaky_relu",
-    "elu",
-    "gelu",
-    "silu",
-    "sigmoid",
-    "tanh",
-    "hardtanh",
-    "hardswish",
-}
-_INPLACE = {f"{n}_" for n in _ELEMENTWISE} | {"__iadd__", "add_", "__imul__", "mul_"}
-_BINARY = {"add", "__add__", "sub", "__sub__", "mul", "__mul__"}
-_FACTORIES = {f.__name__ for f in _device_constructors()}
-SLIDING = {"conv2d", "max_pool2d", "avg_pool2d", "lp_pool2d"}
-
-
-def op_name(func: Callable) -> str:
-    name = getattr(func, "__name__", str(func))
-    return _ALIASES.get(name, name)
-
-
-def bind(name: str, args: tuple, kwargs: dict) -> dict[str, Any]:
-    names = _SIGNATURES.get(name, ())
-    bound = dict(zip(names, args))
-    bound.update(kwargs)
-    return bound
-
-
-def pair(v: Any, default: int | None = None) -> tuple[Any, Any]:
-    if v is None:
-        v = default
-    if isinstance(v, (list, tuple, torch.Size)):
-        return (v[0], v[-1]) if len(v) else (default, default)
-    return (v, v)
-
-
-@dataclass
-class Window:
-    """A sliding window's hyperparameters along H and W, as the notes write F, S, P."""
-
-    f: tuple[int, int]
-    s: tuple[int, int]
-    p: tuple[float, float]
-    d: tuple[int, int] = (1, 1)
-    ceil_mode: bool = False
-
-    @classmethod
-    def of(cls, name: str, b: dict, weight_hw: tuple[int, int] | None = None) -> Window:
-        if name == "conv2d":
-            f = weight_hw
-            s, d = pair(b.get("stride"), 1), pair(b.get("dilation"), 1)
-            pad = b.get("padding", 0)
-            if pad == "valid":
-                p = (0, 0)
-            elif pad == "same":
-                p = tuple((di * (fi - 1)) / 2 for fi, di in zip(f, d))
-            else:
-                p = pair(pad, 0)
-            return cls(tuple(f), tuple(s), tuple(p), tuple(d))
-        f = pair(b.get("kernel_size"))
-        s = pair(b.get("stride") or None, None)
-        s = tuple(si if si else fi for si, fi in zip(s, f))  # pooling stride defaults to F
-        p = pair(b.get("padding", 0), 0)
-        d = pair(b.get("dilation", 1), 1)
-        return cls(tuple(f), s, p, d, bool(b.get("ceil_mode", False)))
-
-
-@dataclass
-class Call:
-    """One recorded layer call: a leaf module, or a torch function called from a container."""
-
-    path: str
-    type: str
-    output: tuple[int, ...] | None
-    new_memory: bool
-    macs: int = 0
-    module: nn.Module | None = None
-    window: Window | None = None
-    rf: tuple[RF, RF] | None = None
-    depth: int = 0
-    params: dict[str, int] = field(default_factory=dict)
-    shared: bool = False
-    source: str | None = None
-
-
-def _tensors(x: Any) -> list[torch.Tensor]:
-    """The tensors in ``x`` and in the lists, tuples and dicts it holds."""
-    if isinstance(x, torch.Tensor):
-        return [x]
-    if isinstance(x, dict):
-        x = list(x.values())
-    if not isinstance(x, (list, tuple)):
-        return []
-    out = []
-    for v in x:
-        if isinstance(v, torch.Tensor):
-            out.append(v)
-        elif isinstance(v, (list, tuple, dict)):
-            out.extend(_tensors(v))
-    return out
-
-
-def _first(x: Any) -> torch.Tensor | None:
-    ts = _tensors(x)
-    return ts[0] if ts else None
-
-
-def _adaptive_window(n_in: int, n_out: int) -> tuple[int, int]:
-    """(kernel, stride) of an adaptive pool: windows [floor(i*in/out), ceil((i+1)*in/out))."""
-    if n_out <= 0:
-        return n_in, 1
-    kernel = max(math.ceil((i + 1) * n_in / n_out) - (i * n_in) // n_out for i in range(n_out))
-    stride = n_in // n_out if n_out > 1 else 1
-    return kernel, max(1, stride)
-
-
 class SkipInit(TorchFunctionMode):
     """Makes in-place initializers no-ops on meta tensors: there are no values to initialize,
     and torch's meta path for ``normal_`` and friends costs a millisecond a call."""
@@ -294,7 +112,7 @@ class Recorder(TorchFunctionMode):
             w = Window.of(name, b, tuple(b["weight"].shape[-2:]) if name == "conv2d" else None)
             return tuple(r.through(w.f[i], w.s[i], w.p[i], w.d[i]) for i, r in enumerate(rf))
         if name in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
-            kk = [_adaptive_window(x.shape[2 + i], out.shape[2 + i]) for i in range(2)]
+            kk = [adaptive_window(x.shape[2 + i], out.shape[2 + i]) for i in range(2)]
             return tuple(r.through(k, s) for r, (k, s) in zip(rf, kk))
         if name == "pad":
             pads = list(b.get("pad", ())) + [0, 0, 0, 0]
@@ -327,16 +145,16 @@ class Recorder(TorchFunctionMode):
                 if id(p) not in self.seen_params:
                     call.params[pname] = p.numel()
                     self.seen_params.add(id(p))
-            x = _first(args)
+            x = first_tensor(args)
             call.input_rf = self.rf_of(x) if x is not None else None  # type: ignore[attr-defined]
-            call.inputs = _tensors(args)  # type: ignore[attr-defined]
+            call.inputs = tensors_in(args)  # type: ignore[attr-defined]
         self.stack.append((path, module, call))
 
     def post_hook(self, module: nn.Module, args: tuple, output: Any) -> None:
         path, _, call = self.stack.pop()
         if call is None:
             return
-        out = _first(output)
+        out = first_tensor(output)
         if out is not None:
             call.output = tuple(out.shape[1:])
             call.new_memory = not any(out is t for t in call.inputs) and not out._is_view()  # type: ignore[attr-defined]
@@ -368,42 +186,42 @@ class Recorder(TorchFunctionMode):
         if not inputs or not inputs[0].is_meta:
             return None
         x = inputs[0]
-        if name in _INPLACE and args and args[0] is x:
+        if name in INPLACE and args and args[0] is x:
             if len(inputs) > 1 and inputs[1].shape != x.shape:
                 return None
             return x
-        if name in _ELEMENTWISE:
+        if name in ELEMENTWISE:
             inplace = b.get("inplace", False) or any(a is True for a in args[1:])  # F.relu(x, True)
-            return x if inplace else _meta_like(x)
-        if name in _SHAPE_PRESERVING:
-            return _meta_like(x)
-        if name in _BINARY and len(inputs) == 2 and inputs[1].shape == x.shape and args[0] is x:
-            return _meta_like(x)  # a residual add of two equal volumes
+            return x if inplace else meta_like(x)
+        if name in SHAPE_PRESERVING:
+            return meta_like(x)
+        if name in BINARY and len(inputs) == 2 and inputs[1].shape == x.shape and args[0] is x:
+            return meta_like(x)  # a residual add of two equal volumes
         return None
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = op_name(func)
         b = bind(name, args, kwargs)
-        inputs = _tensors(args)
+        inputs = tensors_in(args)
         if kwargs:
-            inputs += _tensors(kwargs)
+            inputs += tensors_in(kwargs)
         top = self.stack[-1] if self.stack else ("", self.model, None)
         window = None
         if name in SLIDING and inputs and inputs[0].dim() == 4:
             window = Window.of(name, b, tuple(b["weight"].shape[-2:]) if name == "conv2d" else None)
             if self.check is not None:
                 self.check(name, inputs[0], window, top[0], top[1])
-        _check_inputs(name, b, inputs, top)
+        check_inputs(name, b, inputs, top)
         out = self._shortcut(name, b, args, inputs)
         if out is None:
-            if name in _FACTORIES and kwargs.get("device") is None:
+            if name in FACTORIES and kwargs.get("device") is None:
                 kwargs["device"] = "meta"  # tensors a forward creates join the meta trace
             out = func(*args, **kwargs)
-        result = _first(out) if name not in _QUIET else None
+        result = first_tensor(out) if name not in QUIET else None
         if result is None:
             return out
-        macs = _macs(name, b, inputs, result)
+        macs = macs_of(name, b, inputs, result)
         if self.rf_of(result) is None or result is not (inputs[0] if inputs else None):
             self.set_rf(result, self._propagate(name, b, inputs, result))
         leaf_call = top[2]
@@ -430,68 +248,11 @@ class Recorder(TorchFunctionMode):
         return out
 
 
-def _check_inputs(name: str, b: dict, inputs: list[torch.Tensor], top: tuple) -> None:
-    """Explain the two shape errors users meet most: wrong input depth, wrong flattened size."""
-    where = f"{top[0] or 'input'} ({type(top[1]).__name__})" if top[0] else name
-    src = getattr(top[1], "notation_source", None)
-    where += f" at {src}" if src else ""
-    if name == "conv2d" and inputs and inputs[0].dim() == 4:
-        want = b["weight"].shape[1] * int(b.get("groups", 1) or 1)
-        if inputs[0].shape[1] != want:
-            raise ShapeError(
-                f"{where} expects an input of depth {want}, got {inputs[0].shape[1]}; "
-                f"give an input with {want} channels (e.g. --input {want}x...)"
-            )
-    if name == "linear" and inputs and inputs[0].shape[-1] != b["weight"].shape[-1]:
-        raise ShapeError(
-            f"{where} expects {b['weight'].shape[-1]:,} inputs but the volume before it has "
-            f"{inputs[0].shape[-1]:,} values; the model was built for another input size"
-        )
-
-
-def _macs(name: str, b: dict, inputs: list[torch.Tensor], out: torch.Tensor) -> int:
-    """Multiply-adds of one call, for the whole batch in the call."""
-    if name == "conv2d":
-        w = b["weight"]
-        return out.numel() * w.shape[1] * w.shape[2] * w.shape[3]
-    if name == "conv_transpose2d":
-        w = b["weight"]
-        return inputs[0].numel() * w.shape[1] * w.shape[2] * w.shape[3]
-    if name == "linear":
-        return out.numel() * b["weight"].shape[-1]
-    if name == "einsum":
-        return _einsum_macs(b, inputs)
-    if name in ("matmul", "mm", "bmm", "addmm", "baddbmm", "__matmul__", "__rmatmul__"):
-        mats = [t for t in inputs if t.dim() >= 2]
-        if len(mats) >= 2:
-            return out.numel() * mats[-2].shape[-1]
-        if len(inputs) >= 2:
-            return out.numel() * inputs[0].shape[-1]
-    return 0
-
-
-def _einsum_macs(b: dict, inputs: list[torch.Tensor]) -> int:
-    """An einsum costs the product of the sizes of all its distinct indices (two operands)."""
-    eq = b.get("equation")
-    if not isinstance(eq, str) or "->" not in eq:
-        return 0
-    sizes: dict[str, int] = {}
-    for spec, t in zip(eq.split("->")[0].split(","), inputs):
-        for letter, n in zip(spec.strip(), t.shape):
-            sizes[letter] = n
-    return math.prod(sizes.values()) if len(inputs) >= 2 else 0
-
-
-def _meta_like(t: torch.Tensor) -> torch.Tensor:
-    """A storage-less tensor of ``t``'s shape and dtype (``empty_like`` on meta costs 100x more)."""
-    return torch.empty(t.shape, dtype=t.dtype, device="meta")
-
-
 def trace(
     model: nn.Module, input_size: tuple[int, ...], check: Callable[..., None] | None = None
 ) -> Recorder:
     """Run ``model`` once on a meta tensor of shape (1, *input_size); return the recorder."""
-    meta = {k: _meta_like(v) for k, v in model.state_dict(keep_vars=True).items()}
+    meta = {k: meta_like(v) for k, v in model.state_dict(keep_vars=True).items()}
     rec = Recorder(model, check)
     handles = []
     for m in model.modules():

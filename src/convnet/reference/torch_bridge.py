@@ -1,6 +1,6 @@
 """From a torch module to a reference :class:`~convnet.reference.net.Net` with the same weights.
 
-The only file of :mod:`convnet.reference` that imports torch (with its op table, ``_torch_ops.py``). ``from_torch`` traces the module
+The only file of :mod:`convnet.reference` that imports torch (with its op table, ``_torch_bridge_ops.py``). ``from_torch`` traces the module
 with ``torch.fx`` (known layers stay whole, everything else is traced through), runs the
 example input once to learn which values are tensors, and maps every graph node to a
 reference layer (tensors, with a backward) or to plain Python (shapes such as ``x.size(0)``).
@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from ..errors import ConversionError
 from . import layers as L
-from ._torch_ops import FUNCTION_OPS, METHOD_OPS, refs, scalar_function
+from ._torch_bridge_ops import FUNCTION_OPS, METHOD_OPS, refs, scalar_function
 from .graph_ops import ParamLayer
 from .net import Net, Node, Ref
 
