@@ -19,7 +19,7 @@ steady state every later step repeats (the first step peaks lower, with no state
 
 Besides the storages an operator returns, some kernels use scratch memory they free before
 returning. On the CPU, oneDNN convolutions compute in a channel-blocked layout (channels padded to
-the SIMD width) and reorder into the plain output; ``_conv_workspace`` models that scratch, and
+the SIMD width) and reorder into the plain output; ``_workspace.conv_workspace`` models that scratch, and
 torch's im2col buffer where torch picks its native kernel. GPU kernels' workspaces (cuDNN) and the
 caching allocator's fragmentation are not modelled; CUDA sizes are rounded up to the allocator's
 512-byte blocks, so expect a GPU's ``max_memory_allocated`` somewhat above the estimate.
@@ -46,12 +46,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from ..errors import ConvnetError, ShapeError
+from ._workspace import HALF, conv_workspace
 
 __all__ = ["MemoryEstimate", "estimate_training_memory", "max_batch", "OPTIMIZERS"]
 
 OptimizerSpec = str | Callable[[list[torch.Tensor]], torch.optim.Optimizer]
 OPTIMIZERS = ("sgd", "momentum", "adam")
-_HALF = (torch.bfloat16, torch.float16)
+
 _FULL = (torch.float32, torch.float64)
 _CUDA_BLOCK = 512  # the CUDA caching allocator rounds every request up to 512 bytes
 
@@ -171,65 +172,8 @@ class _StorageTracker(TorchDispatchMode):
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor):
                 self.track(t)
-        self.sample(_conv_workspace(func, args, out, self.device))
+        self.sample(conv_workspace(func, args, out, self.device))
         return out
-
-
-def _conv_workspace(func, args, out, device: torch.device) -> int:
-    """Scratch bytes a CPU convolution holds beside its inputs and outputs while it runs.
-
-    Observed in torch 2.13's CPU build through the profiler's allocation records:
-
-    - oneDNN (``mkldnn_convolution``) computes in a channel-blocked layout (channels padded to
-      the SIMD width: 16 with AVX-512, else 8) and reorders into the plain NCHW result. Forward
-      holds ``max(input_b + weight_b, output_b)``, backward ``grad_output_b + input_b`` (the
-      input copy only when the weight gradient is needed); inputs with fewer than 16 channels
-      (an image) are read in place.
-    - the native path (``slow_conv2d``, chosen for a single small image and kernels of at most
-      3x3) unfolds the input into im2col columns ``N x (C/g)kk x H'W'``, twice in backward.
-    """
-    if device.type != "cpu":
-        return 0
-    if func is torch.ops.aten.convolution.default:
-        x, w, _, stride, _, dilation, transposed, _, groups = args[:9]
-        backward, need_input_copy = False, True
-    elif func is torch.ops.aten.convolution_backward.default:
-        grad_out, x, w, _, stride, _, dilation, transposed, _, groups, mask = args[:11]
-        backward, need_input_copy = True, bool(mask[1])
-    else:
-        return 0
-    if transposed or x.dim() != 4:
-        return 0
-    e = (grad_out if backward else x).element_size()
-    n, c_in = x.shape[0], x.shape[1]
-    c_out, kh, kw = w.shape[0], w.shape[-2], w.shape[-1]
-    h_out, w_out = (grad_out if backward else out).shape[-2:]
-    if not _uses_onednn(x, w, stride, dilation, groups):
-        cols = n * (c_in // groups) * kh * kw * h_out * w_out * e
-        return 2 * cols if backward else cols
-    block = 16 if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else 8
-    pad = lambda c: math.ceil(c / block) * block  # noqa: E731
-    input_b = n * pad(c_in) * x.shape[2] * x.shape[3] * e if c_in >= 16 else 0
-    result_b = n * pad(c_out) * h_out * w_out * e
-    if backward:
-        return result_b + (input_b if need_input_copy else 0)
-    weight_b = pad(c_out) * (c_in // groups) * kh * kw * e
-    return max(input_b + weight_b, result_b)
-
-
-def _uses_onednn(x, w, stride, dilation, groups) -> bool:
-    """torch's rule (aten/src/ATen/native/Convolution.cpp, ``use_mkldnn``) for CPU convolutions."""
-    if not torch.backends.mkldnn.is_available() or not torch.backends.mkldnn.enabled:
-        return False
-    if x.dtype in _HALF:
-        return True
-    if x.dtype != torch.float32:
-        return False
-    n, kh, kw = x.shape[0], w.shape[-2], w.shape[-1]
-    strided_or_dilated = any(s != 1 for s in stride) or any(d != 1 for d in dilation)
-    if not (strided_or_dilated or n >= 16 or kh != 1 or kw != 1 or torch.get_num_threads() > 1):
-        return False
-    return groups > 1 or (kh > 3 and kw > 3) or n > 1 or x.numel() > 20480
 
 
 def _make_optimizer(
@@ -253,7 +197,7 @@ def _resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
     if isinstance(dtype, str):
         resolved = getattr(torch, dtype.removeprefix("torch."), None)
         dtype = resolved if isinstance(resolved, torch.dtype) else dtype
-    if dtype not in _FULL + _HALF:
+    if dtype not in _FULL + HALF:
         raise ConvnetError(
             f"dtype {dtype} cannot be trained here: use float32, bfloat16, float16 or float64"
         )
@@ -353,7 +297,7 @@ def _simulate(
     fallback when a model mixes in real tensors of its own (non-buffer constants) that meta
     tensors refuse.
     """
-    if device.type == "cpu" and dtype not in _HALF:
+    if device.type == "cpu" and dtype not in HALF:
         try:
             return _simulate_on(model, input_size, batch_size, optimizer, dtype, device, meta=True)
         except (RuntimeError, NotImplementedError):
@@ -378,7 +322,7 @@ def _simulate_on(
     *,
     meta: bool,
 ) -> MemoryEstimate:
-    half = dtype in _HALF
+    half = dtype in HALF
     tracker = _StorageTracker(device)
     where = torch.device("meta") if meta else device  # where the storage-less tensors live
     mode = nullcontext() if meta else FakeTensorMode(allow_non_fake_inputs=True)
