@@ -205,3 +205,24 @@ def test_numpy_engine_run_folder(runs, cli, tmp_path):
     assert top1(probs(tmp_path / "np" / "best.pt", d.x_test), d.y_test) == pytest.approx(
         res["best_top1"], abs=0.01
     )
+
+
+def test_image_folder_of_mixed_sizes_needs_and_takes_image_size(cli, tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(8):
+            pixels = rng.integers(0, 256, (20 + i, 24, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "imgs" / c / f"{i}.png")
+    line = "INPUT -> CONV3-4 -> RELU -> POOL2 -> FC"
+    base = ("train", line, "--data", tmp_path / "imgs", "--epochs", "1", "--batch", "4", "--quiet")
+    code, _, err = cli(*base, "--out", tmp_path / "a")
+    assert code == 2 and "differ in size" in err and "--image-size" in err
+    code, out, _ = cli(*base, "--image-size", "16", "--out", tmp_path / "b")
+    assert code == 0, out
+    info = json.loads((tmp_path / "b" / "result.json").read_text())
+    assert info["epochs"] == 1
+    _, meta = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert tuple(meta["input_size"]) == (3, 16, 16)

@@ -53,6 +53,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data-dir", default=None, help="where named data sets live")
     p.add_argument(
+        "--image-size",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="H [W]: resize and centre-crop an image folder's pictures to this size",
+    )
+    p.add_argument(
         "--recipe",
         default=None,
         help="alexnet, vgg, resnet, googlenet, cifar-resnet, lenet "
@@ -139,7 +147,10 @@ def _run(args: argparse.Namespace) -> int:
     cfg = recipe(name, **overrides)
     # a path is recorded absolute, so `convnet eval` finds the data from any folder
     spec = str(Path(args.data).resolve()) if Path(args.data).exists() else args.data
-    data = load(spec, args.data_dir) if args.data_dir else load(spec)
+    size = None
+    if args.image_size:
+        size = tuple(args.image_size) if len(args.image_size) == 2 else args.image_size[0]
+    data = load(spec, args.data_dir, image_size=size)
     data.name = spec
     if cfg.hflip and "hflip" not in overrides and _digits(data.name):
         # the ImageNet recipes flip images; a mirrored digit is another digit (or none)
