@@ -21,9 +21,16 @@ SETTINGS = settings(max_examples=25, deadline=None)
 
 
 def rel(a, b) -> float:
-    """max |a - b| relative to the largest |b| (robust to entries near zero)."""
+    """max |a - b| relative to the largest finite |b| (robust to entries near zero).
+
+    Equal entries count as no error, so both sides giving -inf (a dilated max-pool window that
+    lies wholly in the padding) agree, while -inf against a number does not.
+    """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
+    with np.errstate(invalid="ignore"):
+        diff = np.where(a == b, 0.0, np.abs(a - b))
+    finite = np.abs(b[np.isfinite(b)])
+    return float(np.max(diff, initial=0.0) / max(np.max(finite, initial=0.0), 1e-12))
 
 
 def torch_grads(fn, *arrays, dout=None, seed=0):
@@ -180,7 +187,20 @@ def test_pools_match_torch(case, dil, include_pad, seed):
             lambda t: TF.max_pool2d(t, kernel, stride, padding, dil, ceil), x, seed=seed
         )
         out, cache = F.maxpool2d_forward(x, kernel, stride, padding, dil, ceil)
-        assert rel(out, ref) < 1e-12 and rel(F.maxpool2d_backward(dout, cache), g) < 1e-12
+        assert rel(out, ref) < 1e-12
+        empty = np.isinf(ref)  # a dilated window wholly in the padding: no input to route to
+        if empty.any():
+            # torch routes such a window's gradient through an index it never set (it varies
+            # from run to run); we route none. Compare where both are defined: zero those windows.
+            dout = np.where(empty, 0.0, dout)
+            ref, dout, (g,) = torch_grads(
+                lambda t: TF.max_pool2d(t, kernel, stride, padding, dil, ceil), x, dout=dout
+            )
+            assert np.array_equal(
+                F.maxpool2d_backward(dout, cache),
+                F.maxpool2d_backward(np.where(empty, 1.0, dout), cache),
+            )
+        assert rel(F.maxpool2d_backward(dout, cache), g) < 1e-12
 
 
 def test_maxpool_switches_route_gradient_to_the_max():

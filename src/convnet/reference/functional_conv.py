@@ -34,7 +34,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ShapeError
-from .im2col import Pair, choose_layout, col2im, col2im_t, conv_geometry, im2col, pad_nchw, pair
+from .im2col import (
+    Pair,
+    choose_layout,
+    col2im,
+    col2im_t,
+    conv_geometry,
+    im2col,
+    im2col_t,
+    pad_nchw,
+    pair,
+)
 
 __all__ = [
     "ConvCache",
@@ -182,7 +192,11 @@ def _is_channels_last(x: np.ndarray) -> bool:
 
 
 def _forward_group(x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair):
-    """One group: returns (out as (N, OH, OW, K) channels-last or (N, K, OH*OW), saved, mode)."""
+    """One group: returns (out matrix, saved, mode).
+
+    The out matrix is (N*OH*OW, K) for "hwc" and "1x1-hwc" (channels-last), (K, N*OH*OW) for
+    "chw_t", and (N, K, OH*OW) for "1x1-chw".
+    """
     n, c, h, wd = x.shape
     k, _, kh, kw = w.shape
     if (kh, kw) == (1, 1) and stride == (1, 1) and padding == (0, 0):
@@ -193,7 +207,13 @@ def _forward_group(x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, di
             return xm @ w.reshape(k, c).T, xm, "1x1-hwc"
         x3 = x.reshape(n, c, h * wd)
         return np.matmul(w.reshape(k, c), x3), x3, "1x1-chw"
-    layout = choose_layout(c, kw)
+    ow = conv_geometry(x.shape, (kh, kw), stride, padding, dilation)[1]
+    layout = choose_layout(c, kw, ow)
+    if layout == "chw_t":
+        # the notes' form, out_matrix = W_row @ X_col: a (K, N*OH*OW) result whose rows are
+        # whole output planes; both operands are contiguous, so BLAS reads them as they are
+        cols_t = im2col_t(x, (kh, kw), stride, padding, dilation)
+        return w.reshape(k, -1) @ cols_t, cols_t, layout
     cols = im2col(x, (kh, kw), stride, padding, dilation, layout)
     wmat = w.reshape(k, -1) if layout == "chw" else w.transpose(0, 2, 3, 1).reshape(k, -1)
     return cols @ wmat.T, cols, layout
@@ -210,10 +230,15 @@ def conv2d_forward(
 ) -> tuple[np.ndarray, ConvCache]:
     """Fast convolution: im2col (a strided view, copied once) then one GEMM per group.
 
-    ``out_matrix[(n, i, j), k] = cols[(n, i, j), :] @ w_matrix[k, :]``, i.e. the notes'
-    ``np.dot(W_row, X_col)`` in its transposed, row-major-friendly form. The result is returned
-    as an (N, K, OH, OW) array whose memory is channels-last (a transposed view), which the next
-    fast conv reads without a copy; NumPy's elementwise operations keep that layout.
+    Two layouts (see :func:`~convnet.reference.im2col.choose_layout`):
+
+    - ``"chw_t"`` (wide images, few channels): the notes' ``np.dot(W_row, X_col)`` as written,
+      ``out_t[k, (n, i, j)] = w_matrix[k, :] @ cols_t[:, (n, i, j)]``, read straight from NCHW
+      memory; the result is copied back to a contiguous (N, K, OH, OW) array.
+    - ``"hwc"`` (many channels, small images): its transposed, row-major-friendly form
+      ``out_matrix[(n, i, j), k] = cols[(n, i, j), :] @ w_matrix[k, :]``. The result is returned
+      as an (N, K, OH, OW) array whose memory is channels-last (a transposed view), which the
+      next "hwc" conv reads without a copy; NumPy's elementwise operations keep that layout.
     """
     _check(x, w, b, groups)
     stride, padding, dilation = _args(stride, padding, dilation)
@@ -232,6 +257,11 @@ def conv2d_forward(
             if bg is not None:
                 om += bg[:, None]
             outs.append(om.reshape(n, kg, oh, ow))
+        elif mode == "chw_t":
+            if bg is not None:
+                om += bg[:, None]  # one value per row of the (K, N*OH*OW) result
+            # (K, N, OH, OW) -> NCHW: a copy of whole OH*OW planes, cheap next to the GEMM
+            outs.append(np.ascontiguousarray(om.reshape(kg, n, oh, ow).transpose(1, 0, 2, 3)))
         else:
             if bg is not None:
                 om += bg  # along the contiguous last axis, before the layout becomes a view
@@ -268,6 +298,20 @@ def conv2d_backward(
             dws.append(np.tensordot(d3, keep, axes=([0, 2], [0, 2])).reshape(kg, cg, 1, 1))
             dxs.append(np.matmul(wg.reshape(kg, cg).T, d3).reshape(n, cg, h, wd))
             continue
+        if mode == "chw_t":
+            # dout as (K, N*OH*OW), the layout of the forward's result: from NCHW dout a copy of
+            # whole OH*OW planes. dw = dout_t @ cols_t.T (BLAS reads the transpose in place).
+            dmt = dg.transpose(1, 0, 2, 3).reshape(kg, n * oh * ow)
+            dws.append((dmt @ keep.T).reshape(kg, cg, kh, kw))
+            if kg <= cg and _flipped_ok(cache, (kh, kw), (h, wd), (oh, ow)):
+                # see the "hwc" branch below for why the flipped-filter route is taken here
+                dxs.append(conv2d_input_grad_flipped(dg, wg, cache.padding, cache.dilation))
+            else:
+                # the column gradient transposed, (C*kh*kw, N*OH*OW): each kernel offset then
+                # adds whole (C, N, OH, OW) planes whose rows are contiguous
+                geometry = ((n, cg, h, wd), (kh, kw), cache.stride, cache.padding, cache.dilation)
+                dxs.append(col2im_t(wg.reshape(kg, -1).T @ dmt, *geometry))
+            continue
         dm = dg.transpose(0, 2, 3, 1).reshape(n * oh * ow, kg)
         if mode == "1x1-hwc":
             dws.append((dm.T @ keep).reshape(kg, cg, 1, 1))
@@ -284,7 +328,12 @@ def conv2d_backward(
             # stride 1: dx is a convolution of dout with the flipped filters. Its im2col of dout
             # is no larger than the column gradient when K <= C, and it saves col2im's kh*kw
             # strided adds; with K > C (a first layer) the column route moves less memory.
-            dxs.append(conv2d_input_grad_flipped(dg, wg, cache.padding, cache.dilation))
+            # dout enters as the channels-last view of dm, the copy made above for the dw GEMM:
+            # the flipped conv's padding copy then reads contiguous rows of K values instead of
+            # transposing dout a second time (for a contiguous NCHW dout that transpose is the
+            # slow part of the padding copy)
+            dm_view = dm.reshape(n, oh, ow, kg).transpose(0, 3, 1, 2)
+            dxs.append(conv2d_input_grad_flipped(dm_view, wg, cache.padding, cache.dilation))
             continue
         geometry = ((n, cg, h, wd), (kh, kw), cache.stride, cache.padding, cache.dilation)
         if mode == "chw":

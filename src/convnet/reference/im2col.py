@@ -12,9 +12,16 @@ price the notes warn about: every input value is copied about ``(kh*kw) / (strid
 Two column orders are used, and the weight matrix is reshaped to match:
 
 - ``"hwc"``: columns ordered (kh, kw, C); read from a channels-last (N, Hp, Wp, C) buffer, each
-  copied run is C values long. Best when C is large (every layer after the first).
+  copied run is C values long. Best when C is large and the image small (deep layers).
 - ``"chw"``: columns ordered (C, kh, kw); read from an (N, C, Hp, Wp) buffer, each run is kw
-  values long. Best when C is small (the first layer, C = 3).
+  values long.
+
+The fast convolution also uses the notes' own orientation, :func:`im2col_t`: the *transposed*
+column matrix [C*kh*kw x N*OH*OW] (the notes' ``X_col``). It is read straight from the NCHW
+input: each of its rows is a whole (N, OH, OW) plane of one input channel at one kernel offset,
+so the copied runs are OW values long (at stride 1), and an NCHW input needs no channels-last
+transpose first. Best when the image is at least as wide as C is deep (the first layers);
+``"hwc"`` wins when C is large and the image small (deep layers), see :func:`choose_layout`.
 
 Output size per axis (the notes' formula, with dilation d): ``(W - d*(F-1) - 1 + 2P) // S + 1``.
 """
@@ -121,8 +128,17 @@ def windows(
     return as_strided(xp, shape=shape, strides=strides, writeable=False)
 
 
-def choose_layout(channels: int, kernel_w: int) -> str:
-    """Pick the column order whose innermost copied run is longer (see the module docstring)."""
+def choose_layout(channels: int, kernel_w: int, out_w: int) -> str:
+    """Pick the fast convolution's column layout: ``"chw_t"``, ``"hwc"`` or ``"chw"``.
+
+    The one whose innermost copied run is longest (see the module docstring): OW values for
+    ``"chw_t"``, C for ``"hwc"``, kw for ``"chw"``; ties go to ``"chw_t"``, which also skips
+    the channels-last transpose of an NCHW input and whose GEMM ``w_matrix @ cols_t`` runs a
+    little faster in OpenBLAS. So first layers (C = 3) and wide images use ``"chw_t"``, deep
+    layers with many channels on small images use ``"hwc"``.
+    """
+    if channels <= out_w:
+        return "chw_t"
     return "hwc" if channels >= kernel_w else "chw"
 
 
@@ -158,6 +174,43 @@ def im2col(
     view = windows(xp, kernel, stride, dilation, (oh, ow), layout)
     # reshape of a strided view copies exactly once, into a C-contiguous matrix
     return view.reshape(n * oh * ow, c * kernel[0] * kernel[1])
+
+
+def im2col_t(
+    x: np.ndarray,
+    kernel: int | Pair,
+    stride: int | Pair = 1,
+    padding: int | Pair = 0,
+    dilation: int | Pair = 1,
+) -> np.ndarray:
+    """The transposed column matrix, (C*kh*kw, N*OH*OW): ``im2col(x, ..., "chw").T``, contiguous.
+
+    Row ``(c*kh + u)*kw + v`` holds ``xp[:, c, u*d + i*S, v*d + j*S]`` for all (n, i, j): the
+    notes' ``X_col``, so the forward pass is ``w.reshape(K, -1) @ cols_t`` exactly as written
+    there. Built as one strided view of the padded NCHW input, copied once.
+
+    >>> x = np.zeros((1, 3, 227, 227), dtype=np.float32)
+    >>> im2col_t(x, 11, stride=4).shape  # the notes' [363 x 3025]
+    (363, 3025)
+    """
+    kernel, stride, padding, dilation = (
+        pair(kernel, "kernel"),
+        pair(stride, "stride"),
+        pair(padding, "padding"),
+        pair(dilation, "dilation"),
+    )
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    n, c, _, _ = x.shape
+    oh, ow = conv_geometry(x.shape, kernel, stride, padding, dilation)
+    xp = pad_nchw(x, padding)
+    s0, s1, s2, s3 = xp.strides
+    view = as_strided(
+        xp,
+        shape=(c, kh, kw, n, oh, ow),
+        strides=(s1, s2 * dh, s3 * dw, s0, s2 * sh, s3 * sw),
+        writeable=False,
+    )
+    return view.reshape(c * kh * kw, n * oh * ow)
 
 
 def col2im(
@@ -235,14 +288,17 @@ def col2im_t(
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
     oh, ow = conv_geometry(x_shape, kernel, stride, padding, dilation)
     c6 = cols_t.reshape(c, kh, kw, n, oh, ow)
-    dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols_t.dtype)
+    # accumulate in the columns' own (C, N, Hp, Wp) order, so every add walks both operands in
+    # the same memory order; one transposing copy to (N, C, H, W) at the end is cheaper than
+    # kh*kw transposed adds
+    dxp = np.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=cols_t.dtype)
     for i in range(kh):
         for j in range(kw):
             hs, ws = i * dh, j * dw
             dxp[:, :, hs : hs + sh * (oh - 1) + 1 : sh, ws : ws + sw * (ow - 1) + 1 : sw] += c6[
                 :, i, j
-            ].transpose(1, 0, 2, 3)
-    return dxp[:, :, ph : ph + h, pw : pw + w]
+            ]
+    return np.ascontiguousarray(dxp[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3))
 
 
 def im2col_extra_bytes(
