@@ -112,10 +112,12 @@ def test_eval_plain_tta_and_ensemble(runs, cli):
     assert code == 0 and parse(out, "top-1") == pytest.approx(
         top1(probs(a, d.x_test), d.y_test), abs=0.01
     )
-    code, out, _ = cli("eval", a, "--data", npz, "--tta", "flip")
+    code, out, err = cli("eval", a, "--data", npz, "--tta", "flip")
     assert parse(out, "top-1") == pytest.approx(
         top1(probs(a, d.x_test, flip=True), d.y_test), abs=0.01
     )
+    trained_with_flips = load_checkpoint(a)[1]["config"]["hflip"]
+    assert ("warning: --tta flip mirrors" in err) == (not trained_with_flips)
     code, out, _ = cli("eval", a, "--data", npz, "--ensemble", b)
     ens = (probs(a, d.x_test) + probs(b, d.x_test)) / 2
     assert "2 models" in out and parse(out, "top-1") == pytest.approx(top1(ens, d.y_test), abs=0.01)

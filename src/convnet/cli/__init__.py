@@ -11,6 +11,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 
 from ..errors import ConvnetError
 
@@ -39,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        print(f"convnet {args.command}: warning: {message}", file=sys.stderr)
+
+    shown = warnings.showwarning
+    warnings.showwarning = one_line  # warnings read as the CLI's own lines, not source excerpts
     try:
         return int(args.func(args) or 0)
     except ConvnetError as e:
@@ -49,3 +56,5 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        warnings.showwarning = shown

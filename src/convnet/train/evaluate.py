@@ -9,6 +9,7 @@ probability of the true class (the cross-entropy when there is one view and one 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -175,6 +176,12 @@ def evaluate(
     total = None
     for model, info in loaded:
         mirror = bool((info.get("config") or {}).get("hflip", True))  # no mirrored views of digits
+        if tta == "flip" and not mirror:
+            warnings.warn(
+                "--tta flip mirrors the images, but this model was trained without flips "
+                "(a mirrored digit is another digit); --tta multicrop leaves mirrors out",
+                stacklevel=2,
+            )
         loader = Loader(
             data.x_test,
             data.y_test,
