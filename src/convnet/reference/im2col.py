@@ -45,6 +45,16 @@ def pair(v: int | tuple[int, int] | list[int], name: str = "value") -> Pair:
     return int(v), int(v)
 
 
+def window_pairs(kernel, stride, padding, dilation) -> tuple[Pair, Pair, Pair, Pair]:
+    """A sliding window's kernel, stride, padding and dilation, each as an (h, w) pair."""
+    return (
+        pair(kernel, "kernel"),
+        pair(stride, "stride"),
+        pair(padding, "padding"),
+        pair(dilation, "dilation"),
+    )
+
+
 def out_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
     """Output length along one axis: ``(size + 2P - d*(F-1) - 1) // S + 1``.
 
@@ -162,12 +172,7 @@ def im2col(
     >>> im2col(x, 11, stride=4).shape  # the notes' [363 x 3025], transposed
     (3025, 363)
     """
-    kernel, stride, padding, dilation = (
-        pair(kernel, "kernel"),
-        pair(stride, "stride"),
-        pair(padding, "padding"),
-        pair(dilation, "dilation"),
-    )
+    kernel, stride, padding, dilation = window_pairs(kernel, stride, padding, dilation)
     n, c, _, _ = x.shape
     oh, ow = conv_geometry(x.shape, kernel, stride, padding, dilation)
     xp = pad_nhwc(x, padding) if layout == "hwc" else pad_nchw(x, padding)
@@ -193,12 +198,7 @@ def im2col_t(
     >>> im2col_t(x, 11, stride=4).shape  # the notes' [363 x 3025]
     (363, 3025)
     """
-    kernel, stride, padding, dilation = (
-        pair(kernel, "kernel"),
-        pair(stride, "stride"),
-        pair(padding, "padding"),
-        pair(dilation, "dilation"),
-    )
+    kernel, stride, padding, dilation = window_pairs(kernel, stride, padding, dilation)
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     n, c, _, _ = x.shape
     oh, ow = conv_geometry(x.shape, kernel, stride, padding, dilation)
@@ -230,12 +230,7 @@ def col2im(
     never over pixels. Returns an (N, C, H, W) array (a view of a channels-last buffer when
     ``layout="hwc"``).
     """
-    kernel, stride, padding, dilation = (
-        pair(kernel, "kernel"),
-        pair(stride, "stride"),
-        pair(padding, "padding"),
-        pair(dilation, "dilation"),
-    )
+    kernel, stride, padding, dilation = window_pairs(kernel, stride, padding, dilation)
     n, c, h, w = x_shape
     kh, kw = kernel
     sh, sw = stride
@@ -278,12 +273,7 @@ def col2im_t(
     is faster than gathering short (C,) or (kw,) runs when C is small (a first layer).
     Returns (N, C, H, W).
     """
-    kernel, stride, padding, dilation = (
-        pair(kernel, "kernel"),
-        pair(stride, "stride"),
-        pair(padding, "padding"),
-        pair(dilation, "dilation"),
-    )
+    kernel, stride, padding, dilation = window_pairs(kernel, stride, padding, dilation)
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
     oh, ow = conv_geometry(x_shape, kernel, stride, padding, dilation)
@@ -314,12 +304,7 @@ def im2col_extra_bytes(
     >>> im2col_extra_bytes((1, 3, 227, 227), 11, 4) // 4  # 363 * 3025 values
     1098075
     """
-    kernel, stride, padding, dilation = (
-        pair(kernel, "kernel"),
-        pair(stride, "stride"),
-        pair(padding, "padding"),
-        pair(dilation, "dilation"),
-    )
+    kernel, stride, padding, dilation = window_pairs(kernel, stride, padding, dilation)
     n, c, _, _ = x_shape
     oh, ow = conv_geometry(x_shape, kernel, stride, padding, dilation)
     return n * oh * ow * c * kernel[0] * kernel[1] * itemsize
