@@ -89,6 +89,74 @@ def test_conv_fast_and_naive_match_torch(case, seed):
             assert db is None
 
 
+@SETTINGS
+@given(
+    n=st.integers(1, 2),
+    c=st.integers(1, 5),
+    k=st.integers(1, 5),
+    h=st.integers(1, 11),
+    w=st.integers(1, 11),
+    padding=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+    groups=st.sampled_from([1, 2]),
+    bias=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_winograd_conv_matches_torch(n, c, k, h, w, padding, groups, bias, seed):
+    # F(4x4, 3x3) on any size (partial tiles at the edges), padding and group count
+    if h + 2 * padding[0] < 3 or w + 2 * padding[1] < 3:
+        return
+    c, k = c * groups, k * groups
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w))
+    wt = rng.standard_normal((k, c // groups, 3, 3))
+    b = rng.standard_normal(k) if bias else None
+    arrays = (x, wt, b) if bias else (x, wt)
+    ref, dout, grads = torch_grads(
+        lambda *ts: TF.conv2d(ts[0], ts[1], ts[2] if bias else None, 1, padding, 1, groups),
+        *arrays,
+        seed=seed,
+    )
+    with F.conv_algorithm("winograd"):
+        out, cache = F.conv2d_forward(x, wt, b, 1, padding, 1, groups)
+        assert {mode for mode, _ in cache.cols} == {"winograd"}
+        dx, dw, db = F.conv2d_backward(dout, cache)
+    assert rel(out, ref) < 1e-10
+    assert rel(dx, grads[0]) < 1e-10
+    assert rel(dw, grads[1]) < 1e-10
+    if bias:
+        assert rel(db, grads[2]) < 1e-10
+
+
+def test_conv_algorithm_auto_uses_winograd_on_deep_inputs_only():
+    rng = np.random.default_rng(3)
+    w16 = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    x16 = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
+    assert F.conv2d_forward(x16, w16, None, padding=1)[1].cols[0][0] == "winograd"
+    x3 = rng.standard_normal((2, 3, 12, 12)).astype(np.float32)
+    w3 = rng.standard_normal((16, 3, 3, 3)).astype(np.float32)
+    assert F.conv2d_forward(x3, w3, None, padding=1)[1].cols[0][0] != "winograd"
+    assert F.conv2d_forward(x16, w16, None, padding=1, stride=2)[1].cols[0][0] != "winograd"
+    with F.conv_algorithm("im2col"):
+        assert F.conv2d_forward(x16, w16, None, padding=1)[1].cols[0][0] != "winograd"
+    with pytest.raises(ValueError, match="one of auto, im2col, winograd"):
+        with F.conv_algorithm("fft"):
+            pass
+
+
+def test_winograd_float32_error_is_within_the_engines_tolerance():
+    # the module's claim: about 1e-5 relative in float32 on deep layers, inside 1e-4
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((4, 128, 16, 16)).astype(np.float32)
+    w = (rng.standard_normal((128, 128, 3, 3)) * np.sqrt(2 / 1152)).astype(np.float32)
+    ref = TF.conv2d(
+        torch.tensor(x, dtype=torch.float64), torch.tensor(w, dtype=torch.float64), padding=1
+    )
+    out, cache = F.conv2d_forward(x, w, None, padding=1)
+    assert cache.cols[0][0] == "winograd" and out.dtype == np.float32
+    err = rel(out, ref.numpy())
+    assert 1e-7 < err < 1e-4  # larger than im2col's rounding, inside the promise
+
+
 def test_conv_backward_is_conv_with_flipped_filters():
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((5, 3, 3, 2))
@@ -349,6 +417,7 @@ def test_concat_add_flatten_round_trip():
         "convnet.reference.functional_conv",
         "convnet.reference.functional_pool",
         "convnet.reference.im2col",
+        "convnet.reference.winograd",
         "convnet.reference.losses",
         "convnet.reference.gradcheck",
     ],
@@ -366,6 +435,7 @@ def test_core_never_imports_torch():
         "import convnet.reference, convnet.reference.functional, convnet.reference.layers\n"
         "import convnet.reference.graph_ops, convnet.reference.net, convnet.reference.solver\n"
         "import convnet.reference.optim, convnet.reference.gradcheck, convnet.reference.im2col\n"
+        "import convnet.reference.winograd\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

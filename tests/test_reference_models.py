@@ -11,6 +11,7 @@ import torch.nn.functional as TF
 from convnet.errors import ConversionError
 from convnet.models import create_model
 from convnet.reference import from_torch
+from convnet.reference.functional import conv_algorithm
 
 TOL = {torch.float32: 1e-4, torch.float64: 1e-8}
 
@@ -82,9 +83,33 @@ def test_vgg11_at_32():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_resnet20_option_a_shortcuts_in_training_mode(dtype):
-    # zero-padding shortcuts (slicing + F.pad), a ReLU module reused, batch norm on batch stats
-    net = compare(lambda: create_model("resnet20"), (4, 3, 32, 32), dtype, train=True)
+    # zero-padding shortcuts (slicing + F.pad), a ReLU module reused, batch norm on batch stats.
+    # float64 runs the default algorithms (Winograd on the 16- to 64-channel 3x3 convs). float32
+    # uses im2col: Winograd's float32 rounding (about 1e-5 against 5e-7) puts a ReLU input near
+    # zero on the other side of the kink from torch in about half of the seeds, moving one
+    # gradient entry by a whole value; the logits are checked under Winograd below.
+    algorithm = "im2col" if dtype == torch.float32 else "auto"
+    with conv_algorithm(algorithm):
+        net = compare(lambda: create_model("resnet20"), (4, 3, 32, 32), dtype, train=True)
     assert any(type(op).__name__ == "Pad" for op in net.layers.values())
+
+
+def test_resnet20_float32_logits_under_winograd():
+    torch.manual_seed(0)
+    model = create_model("resnet20").train()
+    x = torch.randn(4, 3, 32, 32)
+    net = from_torch(model, x)
+    out = net.forward(x.numpy().copy())
+    modes = [
+        mode
+        for op in net.layers.values()
+        if type(op).__name__ == "Conv2d"
+        for mode, _ in op.cache.cols
+    ]
+    assert modes.count("winograd") == 16  # every 3x3 conv but the 3-channel first one
+    with torch.no_grad():
+        ref = model(x)
+    assert rel(out, ref.numpy()) < 1e-4
 
 
 def test_googlenet_inception_block():
