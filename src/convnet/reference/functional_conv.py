@@ -47,11 +47,10 @@ from .im2col import (
     im2col_t,
     pad_nchw,
     pair,
-    windows,
 )
 from .winograd import applies as winograd_applies
-from .winograd import pad_to_tiles, winograd_conv3x3
 from .winograd import pays as winograd_pays
+from .winograd import winograd_conv3x3, winograd_weight_grad
 
 __all__ = [
     "ConvCache",
@@ -246,9 +245,8 @@ def _forward_group(x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, di
     ):
         # 3x3 at stride 1 on a deep input: Winograd's F(4x4, 3x3), 2.25x fewer multiply-adds
         # than im2col's GEMM. Only x is kept: the backward builds the columns dw needs.
-        xp = pad_to_tiles(x, padding)
-        keep = xp[:, : x.shape[2] + 2 * padding[0], : x.shape[3] + 2 * padding[1]]
-        return winograd_conv3x3(x, w, padding, xp), keep, "winograd"
+        out, v = winograd_conv3x3(x, w, padding)
+        return out, v, "winograd"
     ow = conv_geometry(x.shape, (kh, kw), stride, padding, dilation)[1]
     layout = choose_layout(c, kw, ow)
     if layout == "chw_t":
@@ -340,10 +338,17 @@ def conv2d_backward(
         wg = w if groups == 1 else w[g * kg : (g + 1) * kg]
         mode, keep = cache.cols[g]
         if mode == "winograd":
-            # dw needs the columns the Winograd forward did not build; it kept the padded
-            # channels-last input they are read from
-            view = windows(keep, (kh, kw), cache.stride, cache.dilation, (oh, ow), "hwc")
-            keep, mode = view.reshape(n * oh * ow, cg * kh * kw), "hwc"
+            # dw from the forward's transformed tiles; dx as the flipped-filter convolution
+            # (itself a 3x3 stride-1 conv, so Winograd again) or, with padding above 2, col2im
+            dws.append(winograd_weight_grad(dg, keep))
+            if _flipped_ok(cache, (kh, kw), (h, wd), (oh, ow)):
+                dxs.append(conv2d_input_grad_flipped(dg, wg, cache.padding, cache.dilation))
+            else:
+                dm = dg.transpose(0, 2, 3, 1).reshape(n * oh * ow, kg)
+                geometry = ((n, cg, h, wd), (kh, kw), cache.stride, cache.padding, cache.dilation)
+                dcols = dm @ wg.transpose(0, 2, 3, 1).reshape(kg, -1)
+                dxs.append(col2im(dcols, *geometry, layout="hwc"))
+            continue
         if mode == "1x1-chw":
             d3 = dg.reshape(n, kg, oh * ow)
             dws.append(np.tensordot(d3, keep, axes=([0, 2], [0, 2])).reshape(kg, cg, 1, 1))

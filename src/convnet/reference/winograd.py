@@ -24,7 +24,7 @@ sums where a comparison needs them.
 >>> rng = np.random.default_rng(0)
 >>> x = rng.standard_normal((2, 5, 9, 7))
 >>> w = rng.standard_normal((4, 5, 3, 3))
->>> y = winograd_conv3x3(x, w, (1, 1))
+>>> y, _ = winograd_conv3x3(x, w, (1, 1))
 >>> from convnet.reference.functional_conv import conv2d_forward_naive
 >>> bool(np.allclose(y, conv2d_forward_naive(x, w, None, padding=1)[0]))
 True
@@ -102,8 +102,7 @@ _BLOCK_BYTES = 2 * 2**20
 def pad_to_tiles(x: np.ndarray, padding: Pair) -> np.ndarray:
     """x (N, C, H, W) copied into a zero-padded channels-last buffer of whole 6x6 tiles.
 
-    Shape (N, 4*th + 2, 4*tw + 2, C); its top-left (N, H + 2ph, W + 2pw, C) is the plain
-    padded input, which the backward pass reuses for its im2col.
+    Shape (N, 4*th + 2, 4*tw + 2, C), where th x tw tiles of 4x4 outputs cover the output.
     """
     n, c, h, wd = x.shape
     ph, pw = padding
@@ -113,14 +112,17 @@ def pad_to_tiles(x: np.ndarray, padding: Pair) -> np.ndarray:
     return xp
 
 
-def winograd_conv3x3(
-    x: np.ndarray, w: np.ndarray, padding: Pair, xp: np.ndarray | None = None
-) -> np.ndarray:
+def _blocks(n: int, bytes_per_image: int) -> list[tuple[int, int]]:
+    step = max(1, _BLOCK_BYTES // max(bytes_per_image, 1))
+    return [(i, min(n, i + step)) for i in range(0, n, step)]
+
+
+def winograd_conv3x3(x: np.ndarray, w: np.ndarray, padding: Pair) -> tuple[np.ndarray, np.ndarray]:
     """A stride-1 3x3 convolution of x (N, C, H, W) with w (K, C, 3, 3), no bias.
 
-    ``xp`` is ``pad_to_tiles(x, padding)`` when the caller already has it. Returns
-    (N, K, OH, OW) whose memory is channels-last (a transposed view of an (N, OH, OW, K)
-    array), like the im2col "hwc" path.
+    Returns ``(out, v)``: out (N, K, OH, OW) whose memory is channels-last (a transposed view
+    of an (N, OH, OW, K) array), like the im2col "hwc" path, and the transformed input tiles
+    ``v`` (36, tiles, C), which :func:`winograd_weight_grad` reuses.
     """
     n, c, h, wd = x.shape
     k = w.shape[0]
@@ -129,24 +131,22 @@ def winograd_conv3x3(
     th, tw = -(-oh // M), -(-ow // M)
     per, t, e = th * tw, n * th * tw, TILE * TILE
     dtype = np.result_type(x, w)
-    if xp is None:
-        xp = pad_to_tiles(x.astype(dtype, copy=False), padding)
+    xp = pad_to_tiles(x.astype(dtype, copy=False), padding)
     sn, sh, sw, sc = xp.strides
     tiles = as_strided(
         xp, (TILE, TILE, n, th, tw, c), (sh, sw, sn, M * sh, M * sw, sc), writeable=False
     )
-    step = max(1, _BLOCK_BYTES // (e * per * max(c, k) * xp.itemsize))
-    blocks = [(i, min(n, i + step)) for i in range(0, n, step)]
+    blocks = _blocks(n, e * per * max(c, k) * xp.itemsize)
     bb, aa = _BB.astype(dtype), _AA.astype(dtype)
     v = np.empty((e, t, c), dtype=dtype)  # V[e] = (B^T d B)[e] for every tile and channel
     for i0, i1 in blocks:
         d = np.ascontiguousarray(tiles[:, :, i0:i1]).reshape(e, -1)
         np.matmul(bb, d, out=v[:, i0 * per : i1 * per].reshape(e, -1))
+    del xp, tiles
     u = filter_transform(w.astype(dtype, copy=False))
     prod = np.empty((e, t, k), dtype=dtype)
     for j in range(e):  # one GEMM per tile element (a loop is faster than a stacked matmul here)
         np.matmul(v[j], u[j], out=prod[j])
-    del v
     out = np.empty((n, M * th, M * tw, k), dtype=dtype)
     out6 = out.reshape(n, th, M, tw, M, k)
     for i0, i1 in blocks:
@@ -154,4 +154,40 @@ def winograd_conv3x3(
         out6[i0:i1] = y.reshape(M, M, i1 - i0, th, tw, k).transpose(2, 3, 0, 4, 1, 5)
     if (M * th, M * tw) != (oh, ow):
         out = np.ascontiguousarray(out[:, :oh, :ow])
-    return out.transpose(0, 3, 1, 2)
+    return out.transpose(0, 3, 1, 2), v
+
+
+def winograd_weight_grad(dout: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """dw (K, C, 3, 3) of :func:`winograd_conv3x3` from dout (N, K, OH, OW) and its saved ``v``.
+
+    The forward is a sum of products ``sum_e (A dY A^T)[e] (G g G^T)[e] (B^T d B)[e]`` over
+    tiles, linear in each factor, so its derivative with respect to the filter ``g`` uses the
+    same three matrices (the transposition principle):
+
+        dW = G^T [ sum over tiles (A dY A^T) * (B^T d B) ] G
+
+    with dY a 4x4 tile of dout. Per tile element that is one GEMM ``V[e]^T (C, T) @ D[e]
+    (T, K)``: 36 GEMMs of 2.25 multiply-adds per output value instead of im2col's 9, and the
+    transformed input ``V`` is the forward's, so no column matrix is built at all.
+    """
+    n, k, oh, ow = dout.shape
+    e, t, c = v.shape
+    th, tw = -(-oh // M), -(-ow // M)
+    per = th * tw
+    dtype = v.dtype
+    # dout in channels-last 4x4 tiles, zero beyond the output's edge: (N, 4*th, 4*tw, K)
+    dy = np.zeros((n, M * th, M * tw, k), dtype=dtype)
+    dy[:, :oh, :ow] = dout.transpose(0, 2, 3, 1)
+    sn, sh, sw, sk = dy.strides
+    tiles = as_strided(dy, (M, M, n, th, tw, k), (sh, sw, sn, M * sh, M * sw, sk), writeable=False)
+    aa_t = _AA.T.astype(dtype)  # kron(A, A): (36, 16)
+    dt = np.empty((e, t, k), dtype=dtype)  # (A dY A^T)[e] for every tile and filter
+    for i0, i1 in _blocks(n, e * per * k * dy.itemsize):
+        d = np.ascontiguousarray(tiles[:, :, i0:i1]).reshape(M * M, -1)
+        np.matmul(aa_t, d, out=dt[:, i0 * per : i1 * per].reshape(e, -1))
+    del dy, tiles
+    prod = np.empty((e, c, k), dtype=dtype)
+    for j in range(e):
+        np.matmul(v[j].T, dt[j], out=prod[j])
+    dw = _GG.T.astype(dtype) @ prod.reshape(e, -1)  # kron(G^T, G^T): (9, 36) -> (9, C*K)
+    return np.ascontiguousarray(dw.reshape(R, R, c, k).transpose(3, 2, 0, 1))
