@@ -157,6 +157,31 @@ def test_winograd_float32_error_is_within_the_engines_tolerance():
     assert 1e-7 < err < 1e-4  # larger than im2col's rounding, inside the promise
 
 
+@pytest.mark.parametrize(
+    "shape, kernel, padding, groups",
+    [
+        ((1, 2, 6, 6), (1, 1), (0, 1), 1),  # chw_t with one image: its transpose is contiguous
+        ((1, 2, 6, 6), (3, 3), (1, 1), 2),  # the same per group
+        ((2, 3, 9, 9), (5, 5), (2, 2), 1),  # a first layer: chw_t columns and col2im_t
+        ((2, 16, 8, 8), (3, 3), (1, 1), 1),  # Winograd
+    ],
+)
+def test_conv_results_survive_the_next_call(shape, kernel, padding, groups):
+    # temporaries come from reusable scratch buffers: no result may be one of them
+    rng = np.random.default_rng(5)
+    c = shape[1]
+    w = rng.standard_normal((c * 2, c // groups, *kernel))
+    results = []
+    for _ in range(2):
+        x = rng.standard_normal(shape)
+        out, cache = F.conv2d_forward(x, w, None, 1, padding, 1, groups)
+        dx, dw, _ = F.conv2d_backward(rng.standard_normal(out.shape), cache)
+        results.append([a.copy() for a in (out, dx, dw)])
+        results[-1].append((out, dx, dw))
+    for before, now in zip(results[0][:3], results[0][3]):
+        assert np.array_equal(before, now)
+
+
 def test_conv_backward_is_conv_with_flipped_filters():
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((5, 3, 3, 2))

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ShapeError
+from ._scratch import scratch
 from .im2col import (
     Pair,
     choose_layout,
@@ -253,7 +254,8 @@ def _forward_group(x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, di
         # the notes' form, out_matrix = W_row @ X_col: a (K, N*OH*OW) result whose rows are
         # whole output planes; both operands are contiguous, so BLAS reads them as they are
         cols_t = im2col_t(x, (kh, kw), stride, padding, dilation)
-        return w.reshape(k, -1) @ cols_t, cols_t, layout
+        out_t = scratch("conv.out_t", (k, cols_t.shape[1]), np.result_type(x, w))
+        return np.matmul(w.reshape(k, -1), cols_t, out=out_t), cols_t, layout
     cols = im2col(x, (kh, kw), stride, padding, dilation, layout)
     wmat = w.reshape(k, -1) if layout == "chw" else w.transpose(0, 2, 3, 1).reshape(k, -1)
     return cols @ wmat.T, cols, layout
@@ -305,7 +307,8 @@ def conv2d_forward(
             if bg is not None:
                 om += bg[:, None]  # one value per row of the (K, N*OH*OW) result
             # (K, N, OH, OW) -> NCHW: a copy of whole OH*OW planes, cheap next to the GEMM
-            outs.append(np.ascontiguousarray(om.reshape(kg, n, oh, ow).transpose(1, 0, 2, 3)))
+            # om is scratch: always copy (with one image the transpose is already contiguous)
+            outs.append(om.reshape(kg, n, oh, ow).transpose(1, 0, 2, 3).copy())
         else:
             if bg is not None:
                 om += bg  # along the contiguous last axis, before the layout becomes a view
@@ -357,7 +360,8 @@ def conv2d_backward(
         if mode == "chw_t":
             # dout as (K, N*OH*OW), the layout of the forward's result: from NCHW dout a copy of
             # whole OH*OW planes. dw = dout_t @ cols_t.T (BLAS reads the transpose in place).
-            dmt = dg.transpose(1, 0, 2, 3).reshape(kg, n * oh * ow)
+            dmt = scratch("conv.dout_t", (kg, n * oh * ow), dg.dtype)
+            np.copyto(dmt.reshape(kg, n, oh, ow), dg.transpose(1, 0, 2, 3))
             dws.append((dmt @ keep.T).reshape(kg, cg, kh, kw))
             if kg <= cg and _flipped_ok(cache, (kh, kw), (h, wd), (oh, ow)):
                 # see the "hwc" branch below for why the flipped-filter route is taken here
@@ -366,7 +370,9 @@ def conv2d_backward(
                 # the column gradient transposed, (C*kh*kw, N*OH*OW): each kernel offset then
                 # adds whole (C, N, OH, OW) planes whose rows are contiguous
                 geometry = ((n, cg, h, wd), (kh, kw), cache.stride, cache.padding, cache.dilation)
-                dxs.append(col2im_t(wg.reshape(kg, -1).T @ dmt, *geometry))
+                dcols_t = scratch("conv.dcols_t", (cg * kh * kw, dmt.shape[1]), dmt.dtype)
+                np.matmul(wg.reshape(kg, -1).T, dmt, out=dcols_t)
+                dxs.append(col2im_t(dcols_t, *geometry))
             continue
         dm = dg.transpose(0, 2, 3, 1).reshape(n * oh * ow, kg)
         if mode == "1x1-hwc":

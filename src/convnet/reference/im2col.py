@@ -32,6 +32,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ShapeError
+from ._scratch import scratch
 
 Pair = tuple[int, int]
 
@@ -281,14 +282,16 @@ def col2im_t(
     # accumulate in the columns' own (C, N, Hp, Wp) order, so every add walks both operands in
     # the same memory order; one transposing copy to (N, C, H, W) at the end is cheaper than
     # kh*kw transposed adds
-    dxp = np.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=cols_t.dtype)
+    dxp = scratch("col2im_t.dxp", (c, n, h + 2 * ph, w + 2 * pw), cols_t.dtype)
+    dxp.fill(0)
     for i in range(kh):
         for j in range(kw):
             hs, ws = i * dh, j * dw
             dxp[:, :, hs : hs + sh * (oh - 1) + 1 : sh, ws : ws + sw * (ow - 1) + 1 : sw] += c6[
                 :, i, j
             ]
-    return np.ascontiguousarray(dxp[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3))
+    # dxp is scratch: always copy, even where the slice happens to be contiguous
+    return dxp[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3).copy()
 
 
 def im2col_extra_bytes(

@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ._scratch import scratch
 from .im2col import Pair
 
 M, R = 4, 3  # outputs per tile side, filter side
@@ -107,9 +108,18 @@ def pad_to_tiles(x: np.ndarray, padding: Pair) -> np.ndarray:
     n, c, h, wd = x.shape
     ph, pw = padding
     th, tw = -(-(h + 2 * ph - 2) // M), -(-(wd + 2 * pw - 2) // M)
-    xp = np.zeros((n, M * th + 2, M * tw + 2, c), dtype=x.dtype)
+    xp = scratch("winograd.xp", (n, M * th + 2, M * tw + 2, c), x.dtype)
+    _zero_outside(xp, ph, ph + h, pw, pw + wd)
     xp[:, ph : ph + h, pw : pw + wd] = x.transpose(0, 2, 3, 1)
     return xp
+
+
+def _zero_outside(buf: np.ndarray, top: int, bottom: int, left: int, right: int) -> None:
+    """Zero an (N, H, W, C) buffer outside rows [top, bottom) and columns [left, right)."""
+    buf[:, :top] = 0
+    buf[:, bottom:] = 0
+    buf[:, top:bottom, :left] = 0
+    buf[:, top:bottom, right:] = 0
 
 
 def _blocks(n: int, bytes_per_image: int) -> list[tuple[int, int]]:
@@ -144,7 +154,7 @@ def winograd_conv3x3(x: np.ndarray, w: np.ndarray, padding: Pair) -> tuple[np.nd
         np.matmul(bb, d, out=v[:, i0 * per : i1 * per].reshape(e, -1))
     del xp, tiles
     u = filter_transform(w.astype(dtype, copy=False))
-    prod = np.empty((e, t, k), dtype=dtype)
+    prod = scratch("winograd.prod", (e, t, k), dtype)
     for j in range(e):  # one GEMM per tile element (a loop is faster than a stacked matmul here)
         np.matmul(v[j], u[j], out=prod[j])
     out = np.empty((n, M * th, M * tw, k), dtype=dtype)
@@ -176,12 +186,13 @@ def winograd_weight_grad(dout: np.ndarray, v: np.ndarray) -> np.ndarray:
     per = th * tw
     dtype = v.dtype
     # dout in channels-last 4x4 tiles, zero beyond the output's edge: (N, 4*th, 4*tw, K)
-    dy = np.zeros((n, M * th, M * tw, k), dtype=dtype)
+    dy = scratch("winograd.dy", (n, M * th, M * tw, k), dtype)
+    _zero_outside(dy, 0, oh, 0, ow)
     dy[:, :oh, :ow] = dout.transpose(0, 2, 3, 1)
     sn, sh, sw, sk = dy.strides
     tiles = as_strided(dy, (M, M, n, th, tw, k), (sh, sw, sn, M * sh, M * sw, sk), writeable=False)
     aa_t = _AA.T.astype(dtype)  # kron(A, A): (36, 16)
-    dt = np.empty((e, t, k), dtype=dtype)  # (A dY A^T)[e] for every tile and filter
+    dt = scratch("winograd.dt", (e, t, k), dtype)  # (A dY A^T)[e] for every tile and filter
     for i0, i1 in _blocks(n, e * per * k * dy.itemsize):
         d = np.ascontiguousarray(tiles[:, :, i0:i1]).reshape(M * M, -1)
         np.matmul(aa_t, d, out=dt[:, i0 * per : i1 * per].reshape(e, -1))
