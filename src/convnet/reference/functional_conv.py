@@ -44,8 +44,10 @@ from .im2col import (
     col2im,
     col2im_t,
     conv_geometry,
+    copy_to_nhwc,
     im2col,
     im2col_t,
+    is_nhwc,
     pad_nchw,
     pair,
 )
@@ -218,10 +220,6 @@ def conv2d_backward_naive(
 # ------------------------------------------------------------------------------ fast
 
 
-def _is_channels_last(x: np.ndarray) -> bool:
-    return x.transpose(0, 2, 3, 1).flags.c_contiguous
-
-
 def _forward_group(x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair):
     """One group: returns (out matrix, saved, mode).
 
@@ -233,7 +231,7 @@ def _forward_group(x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, di
     if (kh, kw) == (1, 1) and stride == (1, 1) and padding == (0, 0):
         # A 1x1 convolution is a dot product over depth at every pixel (the notes' 1x1 case):
         # x itself is the column matrix, so no im2col is needed.
-        if _is_channels_last(x):
+        if is_nhwc(x):
             xm = x.transpose(0, 2, 3, 1).reshape(n * h * wd, c)
             return xm @ w.reshape(k, c).T, xm, "1x1-hwc"
         x3 = x.reshape(n, c, h * wd)
@@ -342,7 +340,12 @@ def conv2d_backward(
         mode, keep = cache.cols[g]
         if mode == "winograd":
             # dw from the forward's transformed tiles; dx as the flipped-filter convolution
-            # (itself a 3x3 stride-1 conv, so Winograd again) or, with padding above 2, col2im
+            # (itself a 3x3 stride-1 conv, so Winograd again) or, with padding above 2, col2im.
+            # Both read dout channels-last: transpose it once, here.
+            if not is_nhwc(dg):
+                dcl = scratch("conv.dout_nhwc", (n, oh, ow, kg), dg.dtype)
+                copy_to_nhwc(dg, dcl)
+                dg = dcl.transpose(0, 3, 1, 2)
             dws.append(winograd_weight_grad(dg, keep))
             if _flipped_ok(cache, (kh, kw), (h, wd), (oh, ow)):
                 dxs.append(conv2d_input_grad_flipped(dg, wg, cache.padding, cache.dilation))

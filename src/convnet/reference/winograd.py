@@ -36,7 +36,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ._scratch import scratch
-from .im2col import Pair
+from .im2col import Pair, copy_to_nhwc, is_nhwc
 
 M, R = 4, 3  # outputs per tile side, filter side
 TILE = M + R - 1  # 6
@@ -110,7 +110,7 @@ def pad_to_tiles(x: np.ndarray, padding: Pair) -> np.ndarray:
     th, tw = -(-(h + 2 * ph - 2) // M), -(-(wd + 2 * pw - 2) // M)
     xp = scratch("winograd.xp", (n, M * th + 2, M * tw + 2, c), x.dtype)
     _zero_outside(xp, ph, ph + h, pw, pw + wd)
-    xp[:, ph : ph + h, pw : pw + wd] = x.transpose(0, 2, 3, 1)
+    copy_to_nhwc(x, xp[:, ph : ph + h, pw : pw + wd])
     return xp
 
 
@@ -186,9 +186,12 @@ def winograd_weight_grad(dout: np.ndarray, v: np.ndarray) -> np.ndarray:
     per = th * tw
     dtype = v.dtype
     # dout in channels-last 4x4 tiles, zero beyond the output's edge: (N, 4*th, 4*tw, K)
-    dy = scratch("winograd.dy", (n, M * th, M * tw, k), dtype)
-    _zero_outside(dy, 0, oh, 0, ow)
-    dy[:, :oh, :ow] = dout.transpose(0, 2, 3, 1)
+    if (oh, ow) == (M * th, M * tw) and is_nhwc(dout) and dout.dtype == dtype:
+        dy = dout.transpose(0, 2, 3, 1)  # already whole tiles in channels-last memory
+    else:
+        dy = scratch("winograd.dy", (n, M * th, M * tw, k), dtype)
+        _zero_outside(dy, 0, oh, 0, ow)
+        copy_to_nhwc(dout, dy[:, :oh, :ow])
     sn, sh, sw, sk = dy.strides
     tiles = as_strided(dy, (M, M, n, th, tw, k), (sh, sw, sn, M * sh, M * sw, sk), writeable=False)
     aa_t = _AA.T.astype(dtype)  # kron(A, A): (36, 16)
