@@ -4,9 +4,12 @@ What it measures, per shape (CPU, float32, one process, the two engines interlea
 best of ``--repeat`` runs kept, so both see the same machine load):
 
 - forward + backward time of ``convnet.reference.functional.conv2d_forward/backward``
-  (im2col by stride tricks + GEMM) and of torch's conv2d + autograd backward; the ratio
+  (im2col by stride tricks + GEMM, or Winograd F(4x4, 3x3)) and of torch's conv2d + autograd backward; the ratio
   numpy / torch (goal: at most 2x);
-- the extra memory of im2col's column matrix relative to the input (the notes warn it is large);
+- the extra memory of im2col's column matrix relative to the input (the notes warn it is large),
+  and what the fast path really keeps for backward: im2col's columns, or for 3x3 stride-1
+  convolutions on 16+ channels Winograd's transformed tiles (36 values per 16 outputs and
+  channel, about 2.25x the input);
 - once, the naive loop version against the fast one on a small input (the naive one is the
   readable definition and is not meant to be fast).
 
@@ -82,8 +85,11 @@ def bench_shape(n, c, h, k, f, s, p, repeat):
         np.float32
     )
     b = np.zeros(k, dtype=np.float32)
-    out, _ = F.conv2d_forward(x, w, b, s, p)
+    out, cache = F.conv2d_forward(x, w, b, s, p)
     dout = rng.standard_normal(out.shape, dtype=np.float32)
+    # what the fast path really keeps for backward: im2col's columns, or Winograd's tiles
+    mode = cache.cols[0][0]
+    kept = sum(a.nbytes for _, a in cache.cols) / x.nbytes
 
     def numpy_fb():
         o, cache = F.conv2d_forward(x, w, b, s, p)
@@ -104,7 +110,7 @@ def bench_shape(n, c, h, k, f, s, p, repeat):
         t_np.append(best_of(numpy_fb, 1))
         t_torch.append(best_of(torch_fb, 1))
     extra = im2col_extra_bytes(x.shape, f, s, p) / x.nbytes
-    return min(t_np), min(t_torch), extra
+    return min(t_np), min(t_torch), extra, mode, kept
 
 
 def bench_naive(repeat: int) -> tuple[str, float, float]:
@@ -146,14 +152,18 @@ def main() -> None:
 
 def run(args) -> None:
     print(f"machine: {machine()}")
-    print(f"{'shape':<48} {'numpy ms':>9} {'torch ms':>9} {'ratio':>6}  {'im2col/input':>12}")
+    print(
+        f"{'shape':<48} {'numpy ms':>9} {'torch ms':>9} {'ratio':>6}  {'im2col/input':>12}  "
+        f"{'algorithm':>9} {'kept/input':>10}"
+    )
     ratios = []
     for name, n, c, h, k, f, s, p in SHAPES:
-        t_np, t_torch, extra = bench_shape(n, c, h, k, f, s, p, args.repeat)
+        t_np, t_torch, extra, mode, kept = bench_shape(n, c, h, k, f, s, p, args.repeat)
         ratios.append(t_np / t_torch)
         goal = "ok" if t_np / t_torch <= 2 else "over 2x"
         print(
-            f"{name:<48} {t_np * 1e3:>9.1f} {t_torch * 1e3:>9.1f} {t_np / t_torch:>5.2f}x  {extra:>11.1f}x  {goal}",
+            f"{name:<48} {t_np * 1e3:>9.1f} {t_torch * 1e3:>9.1f} {t_np / t_torch:>5.2f}x  "
+            f"{extra:>11.1f}x  {mode:>9} {kept:>9.2f}x  {goal}",
             flush=True,
         )
     print(

@@ -302,11 +302,13 @@ def conv2d_forward(
                 om += bg[:, None]
             outs.append(om.reshape(n, kg, oh, ow))
         elif mode == "chw_t":
-            if bg is not None:
-                om += bg[:, None]  # one value per row of the (K, N*OH*OW) result
-            # (K, N, OH, OW) -> NCHW: a copy of whole OH*OW planes, cheap next to the GEMM
-            # om is scratch: always copy (with one image the transpose is already contiguous)
-            outs.append(om.reshape(kg, n, oh, ow).transpose(1, 0, 2, 3).copy())
+            # (K, N, OH, OW) -> NCHW: a copy of whole OH*OW planes, cheap next to the GEMM, that
+            # adds the bias on the way. om is scratch, so this is always a new array.
+            planes = om.reshape(kg, n, oh, ow).transpose(1, 0, 2, 3)
+            if bg is None:
+                outs.append(planes.copy())
+            else:
+                outs.append(np.add(planes, bg[:, None, None], order="C"))
         else:
             if bg is not None:
                 om += bg  # along the contiguous last axis, before the layout becomes a view
