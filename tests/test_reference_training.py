@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from convnet.errors import TrainingError
 from convnet.reference import SGD, Adam, Sequential, Solver, from_torch, softmax_cross_entropy
@@ -164,3 +166,28 @@ def test_train_numpy_on_real_mnist_digits():
     with torch.no_grad():
         acc = (model(torch.from_numpy(prep(xte))).argmax(1).numpy() == yte).mean()
     assert acc == pytest.approx(result["best_top1"])
+
+
+@given(
+    n=st.integers(1, 4),
+    c=st.integers(1, 3),
+    h=st.integers(1, 7),
+    w=st.integers(1, 7),
+    pad=st.integers(0, 3),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=30, deadline=None)
+def test_random_shift_is_pad_then_crop(n, c, h, w, pad, seed):
+    from convnet.reference.solver import random_shift
+
+    x = np.random.default_rng(seed).standard_normal((n, c, h, w)).astype(np.float32)
+    fill = np.arange(1, c + 1, dtype=np.float32) * -7
+    got = random_shift(pad, fill)(x, np.random.default_rng(seed))
+    if pad == 0:
+        assert got is x
+        return
+    dy, dx = np.random.default_rng(seed).integers(0, 2 * pad + 1, size=(2, n))
+    for i in range(n):
+        for ch in range(c):
+            padded = np.pad(x[i, ch], pad, constant_values=fill[ch])
+            assert np.array_equal(got[i, ch], padded[dy[i] : dy[i] + h, dx[i] : dx[i] + w])

@@ -43,6 +43,8 @@ class Solver:
         progress: show a rich progress bar.
         blas_threads: BLAS threads while training (1 by default: a small net's products are
             faster on one thread than the hand-off to a second costs; ``None`` leaves BLAS alone).
+        augment: ``f(X_batch, rng) -> X_batch`` applied to every training minibatch, e.g.
+            :func:`random_shift`.
     """
 
     def __init__(
@@ -61,8 +63,10 @@ class Solver:
         seed: int = 0,
         progress: bool = True,
         blas_threads: int | None = 1,
+        augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
     ) -> None:
         self.model = model
+        self.augment = augment
         self.blas_threads = blas_threads
         self.X_train, self.y_train = data["X_train"], np.asarray(data["y_train"])
         self.X_val, self.y_val = data["X_val"], np.asarray(data["y_val"])
@@ -136,7 +140,10 @@ class Solver:
                     if self.lr_schedule is not None:
                         self.optimizer.lr = self.base_lr * self.lr_schedule(epoch * steps + s)
                     idx = order[s * self.batch_size : (s + 1) * self.batch_size]
-                    loss = self.step(self.X_train[idx], self.y_train[idx])
+                    xb = self.X_train[idx]
+                    if self.augment is not None:
+                        xb = self.augment(xb, self.rng)
+                    loss = self.step(xb, self.y_train[idx])
                     if bar:
                         bar.update(
                             task,
@@ -161,6 +168,35 @@ class Solver:
         if self.best_params is not None:
             self.model.load_state_dict(self.best_params)
         return self
+
+
+def random_shift(pad: int, fill: float | np.ndarray = 0.0):
+    """Augmentation: move each image by up to ``pad`` pixels in x and y, filling with ``fill``.
+
+    The same as padding by ``pad`` and cropping the original size at a random offset (the
+    notes' random crops). ``fill`` is a scalar or one value per channel: for normalized images,
+    the normalized value of the background, ``-mean / std``.
+
+    >>> x = np.arange(2 * 1 * 3 * 3, dtype=np.float32).reshape(2, 1, 3, 3)
+    >>> y = random_shift(1)(x, np.random.default_rng(0))
+    >>> y.shape, bool(np.isin(y[y != 0], x).all())
+    ((2, 1, 3, 3), True)
+    """
+    if pad < 0:
+        raise TrainingError(f"random_shift needs pad >= 0, got {pad}")
+
+    def shift(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if pad == 0:
+            return x
+        n, c, h, w = x.shape
+        xp = np.empty((n, c, h + 2 * pad, w + 2 * pad), dtype=x.dtype)
+        xp[...] = np.broadcast_to(np.asarray(fill, dtype=x.dtype).reshape(-1, 1, 1), (c, 1, 1))
+        xp[:, :, pad : pad + h, pad : pad + w] = x
+        dy, dx = rng.integers(0, 2 * pad + 1, size=(2, n))
+        windows = np.lib.stride_tricks.sliding_window_view(xp, (h, w), axis=(2, 3))
+        return windows[np.arange(n), :, dy, dx]  # (N, C, h, w), one offset per image
+
+    return shift
 
 
 def one_cycle(

@@ -380,6 +380,7 @@ def train_numpy(
     lr_schedule: Callable[[int], float] | str | None = "onecycle",
     seed: int = 0,
     progress: bool = True,
+    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
 ) -> dict:
     """Train ``model`` in NumPy alone: convert it, run the reference Solver, copy weights back.
 
@@ -387,7 +388,8 @@ def train_numpy(
     momentum and weight decay (torch's formulas), cross-entropy loss, the held-out set checked
     after every epoch. ``lr_schedule`` is a function of the global step giving the multiple of
     ``lr`` to use, "onecycle" (the default, :func:`~convnet.reference.solver.one_cycle`) or
-    "constant". Returns best_top1 and final_top1 (fractions), epochs, seconds,
+    "constant". ``augment`` transforms each training minibatch (see
+    :func:`~convnet.reference.solver.random_shift`). Returns best_top1 and final_top1 (fractions), epochs, seconds,
     images_per_second, and the per-epoch ``val_top1`` and ``loss`` histories. The model ends up
     holding the parameters of the best epoch.
     """
@@ -424,6 +426,7 @@ def train_numpy(
         lr_schedule=lr_schedule,
         seed=seed,
         progress=progress,
+        augment=augment,
     )
     solver.train()
     load_into_torch(net, model)

@@ -62,6 +62,12 @@ def train_with_numpy(model_spec: str, data: Any, cfg: TrainConfig) -> dict[str, 
     curve = LRSchedule(
         build_dummy_optimizer(nn.Parameter(torch.zeros(1)), cfg.lr), cfg, steps_per_epoch
     )
+    augment = None
+    if cfg.crop_padding:
+        from ..reference.solver import random_shift
+
+        background = -np.asarray(data.mean, dtype=np.float32) / np.asarray(data.std, np.float32)
+        augment = random_shift(cfg.crop_padding, fill=background)
     t0 = time.perf_counter()
     raw = train_numpy(
         model,
@@ -78,6 +84,7 @@ def train_with_numpy(model_spec: str, data: Any, cfg: TrainConfig) -> dict[str, 
         lr_schedule=curve.factor,
         seed=cfg.seed,
         progress=cfg.progress,
+        augment=augment,
     )
     seconds = time.perf_counter() - t0
     # train_numpy reports accuracies as fractions
