@@ -480,3 +480,18 @@ def test_dense_predict_on_cuda(lenet):
     cpu = dense_predict(lenet, image, shifts=2)
     gpu = dense_predict(copy.deepcopy(lenet).cuda(), image.cuda(), shifts=2)
     assert torch.allclose(cpu.merged, gpu.merged.cpu(), atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "head, output", [(nn.Softmax(dim=1), "probs"), (nn.LogSoftmax(dim=1), "log_probs")]
+)
+def test_a_network_ending_in_softmax_is_not_softmaxed_twice(lenet, head, output):
+    # the crop-by-crop softmax of the plain network is the reference for both endings
+    model = nn.Sequential(lenet, head).eval()
+    model.default_input_size = lenet.default_input_size
+    image = torch.randn(1, 40, 44, dtype=torch.float64)
+    result = dense_predict(model, image)
+    assert result.maps[0].output == output
+    want = _crop_scores(lenet, image, (32, 32), 4).softmax(0).flatten(1).mean(1)
+    assert torch.allclose(result.probs, want, rtol=0, atol=1e-12)
+    assert torch.allclose(result.probs.sum(), torch.tensor(1.0, dtype=torch.float64))

@@ -248,3 +248,32 @@ def test_bf16_and_channels_last_run(tmp_path):
         ),
     )
     assert r["out"] is None and math.isfinite(r["final_loss"])
+
+
+def test_a_model_ending_in_softmax_trains_and_predicts_on_its_scores(tmp_path):
+    # "FC -> SOFTMAX": the loss is the cross-entropy of the scores under the softmax (the NLL of
+    # its output), and predicted probabilities are its output, not a second softmax of it
+    from convnet.models._output import output_kind
+    from convnet.notation import build
+    from convnet.train.evaluate import predict_probs
+    from convnet.train.loop import training_loss
+
+    torch.manual_seed(0)
+    net = build(TINY + " -> SOFTMAX", num_classes=4, input_size=(1, 12, 12))
+    assert output_kind(net) == "probs" and output_kind(net[:-1]) == "scores"
+    assert output_kind(nn.Sequential(net[:-1], nn.LogSoftmax(1))) == "log_probs"
+    x, y = torch.randn(5, 1, 12, 12), torch.tensor([0, 1, 2, 3, 0])
+    scores = net[:-1](x)
+    loss, _ = training_loss(net(x), y, TrainConfig(), output_kind(net))
+    assert torch.allclose(loss, F.cross_entropy(scores, y), atol=1e-6)
+    probs = predict_probs(net, x, None)
+    assert torch.allclose(probs, scores.softmax(1), atol=1e-6)
+    # and fit() learns the same as without the softmax layer, step for step
+    runs = []
+    for line in (TINY, TINY + " -> SOFTMAX"):
+        torch.manual_seed(0)
+        cfg = TrainConfig(
+            out=str(tmp_path / str(len(runs))), epochs=2, batch_size=32, lr=0.05, progress=False
+        )
+        runs.append(fit(line, tiny_data(), cfg))
+    assert runs[1]["final_top1"] == runs[0]["final_top1"] > 50

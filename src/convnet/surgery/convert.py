@@ -53,6 +53,9 @@ class Conversion:
     stride: tuple[int, int]
     num_classes: int
     steps: tuple[Step, ...]
+    # what the network returns: "scores" (logits), "probs" (it ends in a softmax) or
+    # "log_probs" (a log-softmax), so dense prediction turns each into probabilities once
+    output: str = "scores"
 
     def map_size(self, height: int, width: int) -> tuple[int, int]:
         """Score-map size for an image of ``height x width`` (0 where it is smaller than the window)."""
@@ -201,9 +204,26 @@ def fc_to_conv(model: nn.Module, input_size: int | Sequence[int] | None = None) 
             "the spatial size, e.g. an adaptive pool inside the trunk)"
         )
     stride = (_DELTA // (big[2] - 1), _DELTA // (big[3] - 1))
-    gm.conversion = Conversion(size, stride, out[1], tuple(steps))
+    gm.conversion = Conversion(size, stride, out[1], tuple(steps), _output_kind(gm))
     gm.default_input_size = size
     if hasattr(model, "model_name"):
         gm.model_name = model.model_name
     gm.train(model.training)
     return gm
+
+
+def _output_kind(gm: fx.GraphModule) -> str:
+    """ "probs" or "log_probs" if the network's last operation is a (log-)softmax, else "scores"."""
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    last = out.args[0]
+    if not isinstance(last, fx.Node):
+        return "scores"
+    if last.op == "call_module":
+        mod = gm.get_submodule(str(last.target))
+        if isinstance(mod, nn.LogSoftmax):
+            return "log_probs"
+        return "probs" if isinstance(mod, nn.Softmax) else "scores"
+    name = getattr(last.target, "__name__", last.target) if last.op != "placeholder" else ""
+    if last.op in ("call_function", "call_method") and name in ("softmax", "log_softmax"):
+        return "log_probs" if name == "log_softmax" else "probs"
+    return "scores"

@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ShapeError
+from ..models._output import as_logits
 from .convert import Conversion, fc_to_conv, resolve_input_size
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -29,7 +30,8 @@ _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 class ScoreMap:
     """The class scores of every window at one scale.
 
-    ``scores`` (K, h, w): raw class scores (the model's outputs) of the windows at
+    ``scores`` (K, h, w): the model's outputs (``output`` says whether scores, probabilities or
+    log-probabilities) for the windows at
     ``(i * stride[0], j * stride[1])`` in the scaled image. ``merged`` (K, h2, w2) with
     ``shifts > 1``: the finer map at ``merged_stride = stride / shifts`` from all the shifted
     passes (``merged[:, ::shifts, ::shifts]`` is ``scores``); None otherwise.
@@ -41,6 +43,7 @@ class ScoreMap:
     scores: torch.Tensor
     merged: torch.Tensor | None = None
     merged_stride: tuple[float, float] | None = None
+    output: str = "scores"  # what the entries are: "scores", "probs" or "log_probs"
 
     @property
     def finest(self) -> torch.Tensor:
@@ -54,8 +57,12 @@ class ScoreMap:
         )
 
     def probabilities(self) -> torch.Tensor:
-        """(K, h, w) softmax over classes of ``finest`` at each window."""
-        return self.finest.softmax(0)
+        """(K, h, w) class probabilities of ``finest`` at each window.
+
+        A softmax of the scores, unless the network already ends in one (then its outputs are
+        the probabilities, or their logarithms after a log-softmax).
+        """
+        return as_logits(self.finest[None], self.output)[0].softmax(0)
 
 
 @dataclass(frozen=True)
@@ -205,7 +212,9 @@ def dense_predict(
                 shifts,
             )
             merged_stride = (sy / shifts, sx / shifts)
-        maps.append(ScoreMap(float(s), scaled, (sy, sx), scores, merged, merged_stride))
+        maps.append(
+            ScoreMap(float(s), scaled, (sy, sx), scores, merged, merged_stride, conv.output)
+        )
     probs = torch.stack([m.probabilities().flatten(1).mean(1) for m in maps]).mean(0)
     return DensePrediction(probs, tuple(maps), conv.input_size, conv.stride, shifts)
 

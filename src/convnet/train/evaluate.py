@@ -19,13 +19,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConvnetError
+from ..models._output import as_logits, output_kind
 
 TTA = ("flip", "multicrop")
 
 
-def main_logits(out: Any) -> torch.Tensor:
+def main_logits(out: Any, kind: str = "scores") -> torch.Tensor:
     """The main classifier's logits from a model output: a tensor, a tuple/namedtuple (first
-    element), or a dict (``logits`` / ``out`` key, else the first value)."""
+    element), or a dict (``logits`` / ``out`` key, else the first value). ``kind`` is
+    :func:`~convnet.models._output.output_kind` of the model: a model that ends in a softmax
+    gives ``log p`` here."""
+    return as_logits(_main(out), kind)
+
+
+def _main(out: Any) -> torch.Tensor:
     if isinstance(out, torch.Tensor):
         return out
     if isinstance(out, dict):
@@ -80,9 +87,10 @@ def predict_probs(
     ctx = autocast if autocast is not None else nullcontext()
     total = None
     vs = views(images, tta, fill, mirror)
+    kind = output_kind(model)
     for v in vs:
         with ctx:
-            logits = main_logits(model(v))
+            logits = main_logits(model(v), kind)
         p = logits.float().softmax(dim=1)
         total = p if total is None else total + p
     return total / len(vs)

@@ -21,10 +21,11 @@ import torch.nn.functional as F
 
 from .._io import atomic_write_text
 from ..errors import ConvnetError, TrainingError
+from ..models._output import output_kind
 from . import distributed as D
 from .checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
-from .evaluate import Tally, main_logits, predict_probs
+from .evaluate import Tally, _main, main_logits, predict_probs
 from .loader import Augment, Loader
 from .metrics import EpochBar, RunLog, print_epoch, print_report
 from .optim import EMA, LRSchedule, build_optimizer
@@ -39,11 +40,13 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def split_outputs(out: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """(main logits, auxiliary logits) from a tensor, tuple/namedtuple (main first) or dict."""
-    main = main_logits(out)
+def split_outputs(out: Any, kind: str = "scores") -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(main logits, auxiliary logits) from a tensor, tuple/namedtuple (main first) or dict.
+
+    ``kind``: the model's :func:`~convnet.models._output.output_kind` (for the main output)."""
+    main = main_logits(out, kind)
     if isinstance(out, dict):
-        aux = [v for v in out.values() if isinstance(v, torch.Tensor) and v is not main]
+        aux = [v for v in out.values() if isinstance(v, torch.Tensor) and v is not _main(out)]
     elif isinstance(out, tuple | list):
         aux = [v for v in out[1:] if isinstance(v, torch.Tensor)]
     else:
@@ -51,9 +54,11 @@ def split_outputs(out: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
     return main, aux
 
 
-def training_loss(out: Any, y: torch.Tensor, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def training_loss(
+    out: Any, y: torch.Tensor, cfg: TrainConfig, kind: str = "scores"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``CE(main) + aux_weight * sum_i CE(aux_i)`` (GoogLeNet: 0.3 per auxiliary classifier)."""
-    main, aux = split_outputs(out)
+    main, aux = split_outputs(out, kind)
     loss = F.cross_entropy(main.float(), y, label_smoothing=cfg.label_smoothing)
     for a in aux:
         loss = loss + cfg.aux_weight * F.cross_entropy(
@@ -234,6 +239,7 @@ def _run(model, data, cfg: TrainConfig, resume: bool, d: D.Dist, device, t_start
     if cfg.compile:
         net = torch.compile(net)
     autocast = _autocast(cfg.precision, device)
+    kind = output_kind(model)  # a model ending in a softmax trains on log p
     if d.is_main and cfg.progress:
         n_params = sum(p.numel() for p in model.parameters())
         print(
@@ -283,7 +289,7 @@ def _run(model, data, cfg: TrainConfig, resume: bool, d: D.Dist, device, t_start
                 lr = schedule.set(p["global_step"])
                 with autocast:
                     outputs = net(xb)
-                loss, logits = training_loss(outputs, yb, cfg)
+                loss, logits = training_loss(outputs, yb, cfg, kind)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip_grad > 0:

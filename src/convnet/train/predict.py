@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import ConvnetError
+from ..models._output import output_kind
 
 
 def read_image(path: str | os.PathLike, channels: int) -> torch.Tensor:
@@ -99,7 +100,7 @@ def predict(
             out["heatmap"] = str(heatmap)
     else:
         with torch.no_grad():
-            probs = main_logits(model(x[None])).float().softmax(1)[0]
+            probs = main_logits(model(x[None]), output_kind(model)).float().softmax(1)[0]
     p, i = probs.topk(min(top, probs.numel()))
     out["top"] = [(classes[int(k)], float(v)) for k, v in zip(i, p)]
     out["probs"] = probs
