@@ -277,3 +277,27 @@ def test_a_model_ending_in_softmax_trains_and_predicts_on_its_scores(tmp_path):
         )
         runs.append(fit(line, tiny_data(), cfg))
     assert runs[1]["final_top1"] == runs[0]["final_top1"] > 50
+
+
+def test_resume_refuses_a_changed_batch_and_warns_about_a_changed_lr(tmp_path):
+    import warnings
+
+    data = tiny_data()
+
+    def cfg(**kw):
+        base = dict(out=str(tmp_path / "run"), epochs=1, batch_size=32, lr=0.05, progress=False)
+        return TrainConfig(**{**base, **kw})
+
+    fit(TINY, data, cfg())
+    from pathlib import Path
+
+    from convnet.train.loop import _check_resume
+
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same settings resume silently
+        _check_resume(saved, dict(saved), Path(tmp_path))
+    with pytest.raises(ConvnetError, match=r"batch_size 32 -> 64"):
+        fit(TINY, data, cfg(batch_size=64), resume=True)
+    with pytest.warns(UserWarning, match=r"changed settings: epochs 1 -> 2, lr 0.05 -> 0.02"):
+        fit(TINY, data, cfg(epochs=2, lr=0.02), resume=True)

@@ -228,3 +228,35 @@ def test_image_folder_of_mixed_sizes_needs_and_takes_image_size(cli, tmp_path):
     assert info["epochs"] == 1
     _, meta = load_checkpoint(tmp_path / "b" / "last.pt")
     assert tuple(meta["input_size"]) == (3, 16, 16)
+
+
+def test_resume_continues_with_the_runs_own_settings(runs, cli, tmp_path):
+    import shutil
+
+    root, npz, _ = runs
+    run = tmp_path / "run"
+    shutil.copytree(root / "run1", run)  # 2 epochs (run0 is extended by another test)
+    # no --data, --lr, --schedule or --batch: they come from the run's config.json
+    code, out, err = cli("train", MODEL, "--out", run, "--resume", "--epochs", "3", "--quiet")
+    assert code == 0, err
+    assert "changed settings: epochs 2 -> 3 " in err and "lr" not in err.split("settings:")[1]
+    cfg = json.loads((run / "config.json").read_text())
+    assert (cfg["lr"], cfg["schedule"], cfg["batch_size"], cfg["epochs"]) == (
+        0.05,
+        "onecycle",
+        32,
+        3,
+    )
+    assert cfg["data"] == str(npz.resolve())
+    assert json.loads((run / "result.json").read_text())["epochs"] == 3
+    code, _, err = cli("train", MODEL, "--out", run, "--resume", "--quiet")
+    assert code == 2 and err.strip().splitlines() == [
+        f"convnet train: error: {run} has already trained its 3 epochs; pass a larger --epochs "
+        "to train it further"
+    ]
+    code, _, err = cli("train", MODEL, "--out", run, "--resume", "--batch", "64", "--quiet")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"convnet train: error: {run} was trained with other settings (batch_size 32 -> 64); "
+        "resume it with the run's own settings (see its config.json) or start a new --out"
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import re
 from pathlib import Path
@@ -49,7 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", metavar="MODEL")
     p.add_argument(
-        "--data", default="mnist-sample", help="data set name or path (default: mnist-sample)"
+        "--data",
+        default=None,
+        help="data set name or path (default: mnist-sample, or the resumed run's)",
     )
     p.add_argument("--data-dir", default=None, help="where named data sets live")
     p.add_argument(
@@ -132,6 +135,15 @@ def default_out(model: str, resume: bool) -> str:
     return str(base.parent / f"{name}-{n}")
 
 
+def _saved_config(out: Path) -> dict | None:
+    """The resumed run's config.json, or None when there is none to read."""
+    try:
+        saved = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) else None
+
+
 def _digits(name: str) -> bool:
     base = Path(name).name.lower()
     return "mnist" in base and "fashion" not in base
@@ -139,14 +151,22 @@ def _digits(name: str) -> bool:
 
 def _run(args: argparse.Namespace) -> int:
     from ..data import load
-    from ..train import recipe, recipe_for_model
+    from ..train import TrainConfig, recipe, recipe_for_model
 
     overrides = _overrides(args)
     name = args.recipe if args.recipe else recipe_for_model(args.model, args.engine)
     overrides["out"] = args.out or default_out(args.model, args.resume)
-    cfg = recipe(name, **overrides)
+    saved = _saved_config(Path(overrides["out"])) if args.resume and not args.recipe else None
+    if saved is not None:
+        # --resume continues the run as it was configured; only the flags given here change it
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        base = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in fields}
+        cfg = dataclasses.replace(TrainConfig(**base), **overrides)
+    else:
+        cfg = recipe(name, **overrides)
+    data_arg = args.data or (saved or {}).get("data") or "mnist-sample"
     # a path is recorded absolute, so `convnet eval` finds the data from any folder
-    spec = str(Path(args.data).resolve()) if Path(args.data).exists() else args.data
+    spec = str(Path(data_arg).resolve()) if Path(data_arg).exists() else data_arg
     size = None
     if args.image_size:
         size = tuple(args.image_size) if len(args.image_size) == 2 else args.image_size[0]

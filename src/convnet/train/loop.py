@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import time
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,41 @@ def training_loss(
             a.float(), y, label_smoothing=cfg.label_smoothing
         )
     return loss, main
+
+
+# settings a resumed run may not change: the saved model, optimizer and data order need them
+_RESUME_FIXED = ("model", "data", "batch_size", "seed", "optimizer", "ema", "drop_last", "nproc")
+# settings that do not change what is computed
+_RESUME_FREE = ("out", "progress", "device", "num_threads", "dist_timeout", "eval_batch_size")
+
+
+def _check_resume(saved: dict[str, Any], now: dict[str, Any], out: Path) -> None:
+    """Refuse a resume that changes what the checkpoint's state depends on; warn about the rest.
+
+    Resuming after a crash with the same command changes nothing and says nothing. A changed
+    learning rate or more epochs is allowed (the run then no longer equals an uninterrupted
+    one, which the warning says); a changed batch, seed or optimizer would misread the saved
+    data order or optimizer state, so it is an error naming the setting and both values.
+    """
+
+    def show(v: Any) -> str:
+        return json.dumps(v) if isinstance(v, list | dict) else str(v)
+
+    changed = [k for k in now if k in saved and k not in _RESUME_FREE and saved[k] != now[k]]
+    fixed = [k for k in changed if k in _RESUME_FIXED]
+    if fixed:
+        what = ", ".join(f"{k} {show(saved[k])} -> {show(now[k])}" for k in fixed)
+        raise ConvnetError(
+            f"{out} was trained with other settings ({what}); resume it with the run's own "
+            "settings (see its config.json) or start a new --out"
+        )
+    if changed:
+        what = ", ".join(f"{k} {show(saved[k])} -> {show(now[k])}" for k in changed)
+        warnings.warn(
+            f"resuming {out} with changed settings: {what} (the run will differ from an "
+            "uninterrupted one)",
+            stacklevel=3,
+        )
 
 
 def fit(
@@ -158,6 +194,8 @@ def _run(model, data, cfg: TrainConfig, resume: bool, d: D.Dist, device, t_start
     state = None
     if out is not None and resume:
         state = read_checkpoint(out / "last.pt", map_location=device)
+        if d.is_main:
+            _check_resume(state.get("config") or {}, resolved, out)
     elif out is not None and (out / "last.pt").exists():
         raise ConvnetError(
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
@@ -229,6 +267,11 @@ def _run(model, data, cfg: TrainConfig, resume: bool, d: D.Dist, device, t_start
             ema.load_state_dict(state["ema"])
         set_rng_state(state["rng"])
         p.update(state["progress"])
+        if p["epoch"] >= cfg.epochs:
+            raise ConvnetError(
+                f"{out} has already trained its {p['epoch']} epochs; pass a larger --epochs to "
+                "train it further"
+            )
         log.truncate(p["epoch"])
 
     net = model
