@@ -6,6 +6,9 @@ allocates nothing. Two comparisons per model:
   from name:   create the model + summarize (what `convnet summary NAME` does)
   given model: a model already built with real weights, summarize only
 
+Where the torchinfo package is installed (``pip install torchinfo``; not a dependency), the real
+``torchinfo.summary`` is timed beside them too, from name and given the model.
+
 Run: python benchmarks/bench_summary.py [--repeat 5]
 """
 
@@ -15,6 +18,7 @@ import argparse
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -58,6 +62,17 @@ def timeit(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
+try:
+    import torchinfo
+except ImportError:
+    torchinfo = None
+
+
+def _torchinfo(name: str, real: nn.Module, size, case: str) -> None:
+    model = convnet.create_model(name) if case == "from name" else real
+    torchinfo.summary(model, input_size=(1, *size), verbose=0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
@@ -94,7 +109,11 @@ def main() -> None:
         }
         for case, (a, b) in cases.items():
             ta, tb = timeit(a, args.repeat), timeit(b, args.repeat)
-            print(f"{name:<10} {case:<12} {ta:>9.3f} {tb:>12.3f} {tb / ta:>6.1f}x")
+            line = f"{name:<10} {case:<12} {ta:>9.3f} {tb:>12.3f} {tb / ta:>6.1f}x"
+            if torchinfo is not None:
+                tt = timeit(partial(_torchinfo, name, real, size, case), args.repeat)
+                line += f"   torchinfo {tt:.3f} s ({tt / ta:.1f}x)"
+            print(line, flush=True)
 
 
 if __name__ == "__main__":
