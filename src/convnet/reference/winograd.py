@@ -127,6 +127,23 @@ def _blocks(n: int, bytes_per_image: int) -> list[tuple[int, int]]:
     return [(i, min(n, i + step)) for i in range(0, n, step)]
 
 
+def _transform_tiles(
+    buf: np.ndarray, size: int, mat: np.ndarray, th: int, tw: int, out: np.ndarray, bpi: int
+) -> None:
+    """``out[:, tiles] = mat @ tiles``: the size x size tiles of ``buf`` (N, H, W, ch) at stride
+    4, th x tw per image, each flattened row-major, transformed by ``mat`` (36, size*size) into
+    ``out`` (36, N*th*tw, ch); gathered and transformed a block of images at a time."""
+    n, ch = buf.shape[0], buf.shape[3]
+    sn, sh, sw, sc = buf.strides
+    tiles = as_strided(
+        buf, (size, size, n, th, tw, ch), (sh, sw, sn, M * sh, M * sw, sc), writeable=False
+    )
+    per = th * tw
+    for i0, i1 in _blocks(n, bpi):
+        d = np.ascontiguousarray(tiles[:, :, i0:i1]).reshape(size * size, -1)
+        np.matmul(mat, d, out=out[:, i0 * per : i1 * per].reshape(out.shape[0], -1))
+
+
 def winograd_conv3x3(x: np.ndarray, w: np.ndarray, padding: Pair) -> tuple[np.ndarray, np.ndarray]:
     """A stride-1 3x3 convolution of x (N, C, H, W) with w (K, C, 3, 3), no bias.
 
@@ -142,24 +159,18 @@ def winograd_conv3x3(x: np.ndarray, w: np.ndarray, padding: Pair) -> tuple[np.nd
     per, t, e = th * tw, n * th * tw, TILE * TILE
     dtype = np.result_type(x, w)
     xp = pad_to_tiles(x.astype(dtype, copy=False), padding)
-    sn, sh, sw, sc = xp.strides
-    tiles = as_strided(
-        xp, (TILE, TILE, n, th, tw, c), (sh, sw, sn, M * sh, M * sw, sc), writeable=False
-    )
-    blocks = _blocks(n, e * per * max(c, k) * xp.itemsize)
-    bb, aa = _BB.astype(dtype), _AA.astype(dtype)
+    bpi = e * per * max(c, k) * xp.itemsize  # bytes of one image's transformed tiles
     v = np.empty((e, t, c), dtype=dtype)  # V[e] = (B^T d B)[e] for every tile and channel
-    for i0, i1 in blocks:
-        d = np.ascontiguousarray(tiles[:, :, i0:i1]).reshape(e, -1)
-        np.matmul(bb, d, out=v[:, i0 * per : i1 * per].reshape(e, -1))
-    del xp, tiles
+    _transform_tiles(xp, TILE, _BB.astype(dtype), th, tw, v, bpi)
+    del xp
     u = filter_transform(w.astype(dtype, copy=False))
     prod = scratch("winograd.prod", (e, t, k), dtype)
     for j in range(e):  # one GEMM per tile element (a loop is faster than a stacked matmul here)
         np.matmul(v[j], u[j], out=prod[j])
     out = np.empty((n, M * th, M * tw, k), dtype=dtype)
     out6 = out.reshape(n, th, M, tw, M, k)
-    for i0, i1 in blocks:
+    aa = _AA.astype(dtype)
+    for i0, i1 in _blocks(n, bpi):
         y = aa @ prod[:, i0 * per : i1 * per].reshape(e, -1)  # (16, tiles*K)
         out6[i0:i1] = y.reshape(M, M, i1 - i0, th, tw, k).transpose(2, 3, 0, 4, 1, 5)
     if (M * th, M * tw) != (oh, ow):
@@ -192,14 +203,10 @@ def winograd_weight_grad(dout: np.ndarray, v: np.ndarray) -> np.ndarray:
         dy = scratch("winograd.dy", (n, M * th, M * tw, k), dtype)
         _zero_outside(dy, 0, oh, 0, ow)
         copy_to_nhwc(dout, dy[:, :oh, :ow])
-    sn, sh, sw, sk = dy.strides
-    tiles = as_strided(dy, (M, M, n, th, tw, k), (sh, sw, sn, M * sh, M * sw, sk), writeable=False)
-    aa_t = _AA.T.astype(dtype)  # kron(A, A): (36, 16)
     dt = scratch("winograd.dt", (e, t, k), dtype)  # (A dY A^T)[e] for every tile and filter
-    for i0, i1 in _blocks(n, e * per * k * dy.itemsize):
-        d = np.ascontiguousarray(tiles[:, :, i0:i1]).reshape(M * M, -1)
-        np.matmul(aa_t, d, out=dt[:, i0 * per : i1 * per].reshape(e, -1))
-    del dy, tiles
+    # kron(A, A) = kron(A^T, A^T)^T: (36, 16)
+    _transform_tiles(dy, M, _AA.T.astype(dtype), th, tw, dt, e * per * k * dy.itemsize)
+    del dy
     prod = np.empty((e, c, k), dtype=dtype)
     for j in range(e):
         np.matmul(v[j].T, dt[j], out=prod[j])
