@@ -171,3 +171,26 @@ def test_stale_part_file_is_discarded_after_a_bad_resume(server, tmp_path):
     download(f"{url}/blob.bin", tmp_path / "blob.bin", md5=md5(BLOB))
     assert (tmp_path / "blob.bin").read_bytes() == BLOB
     assert h.log == [("/blob.bin", "bytes=1000-"), ("/blob.bin", None)]
+
+
+def test_a_second_download_waits_for_the_first_and_uses_its_file(tmp_path):
+    # another process holds the folder's lock: this download waits, then finds the file there
+    # and never goes to the network (the URL would fail)
+    import fcntl
+    import os
+
+    fd = os.open(tmp_path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    done = []
+
+    def run():
+        done.append(download("http://127.0.0.1:9/blob.bin", tmp_path / "blob.bin", md5=md5(BLOB)))
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(0.5)
+    assert t.is_alive() and not done  # waiting on the lock
+    (tmp_path / "blob.bin").write_bytes(BLOB)  # the "other process" finishes
+    os.close(fd)
+    t.join(10)
+    assert done == [tmp_path / "blob.bin"]

@@ -5,7 +5,8 @@ A file is fetched to ``NAME.part`` beside its target. An interrupted transfer ke
 request (a server that ignores it sends the whole file again, and we start over). When the
 bytes are all there, their MD5 is compared with the official checksum; only a file that
 matches is renamed to ``NAME``. A mismatch deletes the ``.part`` file: nothing unverified is
-ever left where a loader would read it.
+ever left where a loader would read it. A lock on the folder keeps two processes from fetching
+into it at once.
 
 The base URL can be replaced (``base_url=``, or ``$CONVNET_DATA_MIRROR``) to fetch from a
 mirror that serves the same file names.
@@ -18,6 +19,7 @@ import hashlib
 import http.client
 import os
 import socket
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -132,6 +134,41 @@ def download(
     urls = [urls] if isinstance(urls, str) else list(urls)
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(target, bar):
+        if target.exists():  # another process finished it while this one waited
+            return target
+        return _download(urls, target, md5, size, retries, timeout, retry_wait, bar, hint)
+
+
+@contextlib.contextmanager
+def _exclusive(target: Path, bar):
+    """Lock the target's folder while fetching, so two processes never write one ``.part`` file.
+
+    A second ``convnet data get`` (or a training run that downloads) waits for the first and
+    then finds the finished file. The lock is on the folder itself (``flock`` on its
+    descriptor), so no lock file is left behind. Where ``fcntl`` is missing (Windows), or the
+    folder cannot be locked, there is no lock.
+    """
+    try:
+        import fcntl
+
+        fd = os.open(target.parent, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            message = f"waiting for another process downloading into {target.parent}"
+            _say(bar, message) if bar is not None else print(message, file=sys.stderr)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
+
+
+def _download(urls, target, md5, size, retries, timeout, retry_wait, bar, hint) -> Path:
     part = target.with_name(target.name + ".part")
     resumed = part.exists() and part.stat().st_size > 0
     args = (urls, part, target, md5, size, retries, timeout, retry_wait, bar, hint)
