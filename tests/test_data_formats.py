@@ -320,3 +320,38 @@ def test_read_idx_any_type_and_rank(tmp_path_factory, code, shape, gz, seed):
     out = read_idx(path)
     assert out.shape == tuple(shape) and out.dtype == np.dtype(code)
     np.testing.assert_array_equal(out, a)
+
+
+def test_cifar_archive_is_decoded_once_while_it_is_unchanged(tmp_path, monkeypatch):
+    import os
+
+    def write(files, prefix):
+        with tarfile.open(archive, "w:gz") as tar:
+            for f, raw in files.items():
+                info = tarfile.TarInfo(f"{prefix}/{f}")
+                info.size = len(raw)
+                tar.addfile(info, io.BytesIO(raw))
+
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    prefix, batches, files = cifar_batches()
+    write(files, prefix)
+    first = load(str(archive))
+    assert (tmp_path / "cifar-10-python.tar.gz.decoded.safetensors").is_file()
+
+    def no_tar(*a, **k):
+        raise AssertionError("the archive was decoded again")
+
+    with monkeypatch.context() as m:
+        m.setattr(tarfile, "open", no_tar)
+        again = load(str(archive))  # from the cache
+    for k in ("x_train", "y_train", "x_test", "y_test"):
+        assert torch.equal(getattr(again, k), getattr(first, k))
+    assert again.classes == first.classes and again.mean == first.mean
+    # a new archive (other contents, other time stamp) is decoded afresh
+    prefix, batches, files = cifar_batches(n_per_batch=4)
+    write(files, prefix)
+    os.utime(archive, ns=(1, 1))
+    x_train, y_train, x_test, y_test = expected_cifar(batches, False)
+    fresh = load(str(archive))
+    np.testing.assert_array_equal(fresh.x_train.numpy(), x_train)
+    np.testing.assert_array_equal(fresh.y_test.numpy(), y_test)

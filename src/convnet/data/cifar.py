@@ -11,7 +11,9 @@ and plain Python values: a doctored file cannot run code.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import pickle
 import tarfile
 import zlib
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._io import save_tensors
 from ..errors import DataError
 from .dataset import Dataset
 
@@ -130,8 +133,57 @@ def load_cifar_folder(path: str | Path, name: str | None = None) -> Dataset:
 
 
 def load_cifar_archive(path: str | Path, name: str | None = None) -> Dataset:
-    """Load the official ``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz`` without extracting it."""
+    """Load the official ``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz`` without extracting it.
+
+    Decompressing and decoding the archive takes about 3 s, so the decoded arrays are kept
+    beside it in ``ARCHIVE.decoded.safetensors`` (uint8 images and labels, stamped with the
+    archive's size and modification time) and read from there while the archive is unchanged.
+    A folder that cannot be written just goes without.
+    """
     path = Path(path)
+    cache = path.with_name(path.name + ".decoded.safetensors")
+    stamp = _stamp(path)
+    cached = _read_cache(cache, stamp)
+    if cached is not None:
+        x_train, y_train, x_test, y_test, classes = cached
+        return Dataset(name or str(path), x_train, y_train, x_test, y_test, classes)
+    data = _decode_archive(path, name)
+    with contextlib.suppress(OSError):
+        save_tensors(
+            cache,
+            {k: getattr(data, k) for k in ("x_train", "y_train", "x_test", "y_test")},
+            metadata={"stamp": stamp, "classes": json.dumps(data.classes)},
+        )
+    return data
+
+
+def _stamp(path: Path) -> str:
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the archive ({e})") from None
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def _read_cache(cache: Path, stamp: str):
+    """(x_train, y_train, x_test, y_test, classes) from a cache matching ``stamp``, else None."""
+    if not cache.is_file():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(cache), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("stamp") != stamp:
+                return None
+            arrays = [f.get_tensor(k) for k in ("x_train", "y_train", "x_test", "y_test")]
+        classes = json.loads(meta["classes"])
+    except Exception:  # a damaged or foreign cache is ignored and rewritten
+        return None
+    return (*arrays, classes)
+
+
+def _decode_archive(path: Path, name: str | None) -> Dataset:
     wanted = {f"{p}/{f}" for p, (tr, te, me, _) in LAYOUTS.items() for f in (*tr, te, me)}
     blobs: dict[str, bytes] = {}
     try:
