@@ -18,8 +18,8 @@ The price is rounding: the transforms' coefficients (up to 8 and 1/24) cost abou
 digit against direct summation in float32 (relative error about 1e-5 instead of 5e-7 on 64 to
 256 channels). That is inside the 1e-4 the reference engine promises for values, but a ReLU
 input that lands within rounding of zero can then fall on the other side of the kink than in
-torch and move a gradient entry by a whole value; ``algorithm="im2col"`` keeps the exact-order
-sums where a comparison needs them.
+torch and move a gradient entry by a whole value; ``conv_algorithm("im2col")`` (in
+:mod:`.functional_conv`) keeps the exact-order sums where a comparison needs them.
 
 >>> rng = np.random.default_rng(0)
 >>> x = rng.standard_normal((2, 5, 9, 7))

@@ -70,6 +70,12 @@ def init(d: Dist, device: torch.device, timeout_s: float) -> None:
     )
 
 
+def barrier() -> None:
+    """Wait for every rank (a no-op without a process group)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -29,10 +29,11 @@ def main_logits(out: Any, kind: str = "scores") -> torch.Tensor:
     element), or a dict (``logits`` / ``out`` key, else the first value). ``kind`` is
     :func:`~convnet.models._output.output_kind` of the model: a model that ends in a softmax
     gives ``log p`` here."""
-    return as_logits(_main(out), kind)
+    return as_logits(main_output(out), kind)
 
 
-def _main(out: Any) -> torch.Tensor:
+def main_output(out: Any) -> torch.Tensor:
+    """The main classifier's output tensor, as the model returned it."""
     if isinstance(out, torch.Tensor):
         return out
     if isinstance(out, dict):

@@ -26,7 +26,7 @@ from ..models._output import output_kind
 from . import distributed as D
 from .checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
-from .evaluate import Tally, _main, main_logits, predict_probs
+from .evaluate import Tally, main_logits, main_output, predict_probs
 from .loader import Augment, Loader
 from .metrics import EpochBar, RunLog, print_epoch, print_report
 from .optim import EMA, LRSchedule, build_optimizer
@@ -47,7 +47,7 @@ def split_outputs(out: Any, kind: str = "scores") -> tuple[torch.Tensor, list[to
     ``kind``: the model's :func:`~convnet.models._output.output_kind` (for the main output)."""
     main = main_logits(out, kind)
     if isinstance(out, dict):
-        aux = [v for v in out.values() if isinstance(v, torch.Tensor) and v is not _main(out)]
+        aux = [v for v in out.values() if isinstance(v, torch.Tensor) and v is not main_output(out)]
     elif isinstance(out, tuple | list):
         aux = [v for v in out[1:] if isinstance(v, torch.Tensor)]
     else:
@@ -74,7 +74,7 @@ _RESUME_FIXED = ("model", "data", "batch_size", "seed", "optimizer", "ema", "dro
 _RESUME_FREE = ("out", "progress", "device", "num_threads", "dist_timeout", "eval_batch_size")
 
 
-def _check_resume(saved: dict[str, Any], now: dict[str, Any], out: Path) -> None:
+def _check_resume(saved: dict[str, Any], now: dict[str, Any], out: Path, warn: bool = True) -> None:
     """Refuse a resume that changes what the checkpoint's state depends on; warn about the rest.
 
     Resuming after a crash with the same command changes nothing and says nothing. A changed
@@ -94,7 +94,7 @@ def _check_resume(saved: dict[str, Any], now: dict[str, Any], out: Path) -> None
             f"{out} was trained with other settings ({what}); resume it with the run's own "
             "settings (see its config.json) or start a new --out"
         )
-    if changed:
+    if changed and warn:  # every rank refuses; only rank 0 warns
         what = ", ".join(f"{k} {show(saved[k])} -> {show(now[k])}" for k in changed)
         warnings.warn(
             f"resuming {out} with changed settings: {what} (the run will differ from an "
@@ -157,7 +157,9 @@ def _train(model: Any, data: Any, cfg: TrainConfig, resume: bool, d: D.Dist) -> 
     if d.enabled:
         D.init(d, device, cfg.dist_timeout)
     try:
-        return _run(model, data, cfg, resume, d, device, t_start)
+        result = _run(model, data, cfg, resume, d, device, t_start)
+        D.barrier()  # tear the group down together: gloo can abort a rank that leaves early
+        return result
     finally:
         D.shutdown()
 
@@ -194,8 +196,7 @@ def _run(model, data, cfg: TrainConfig, resume: bool, d: D.Dist, device, t_start
     state = None
     if out is not None and resume:
         state = read_checkpoint(out / "last.pt", map_location=device)
-        if d.is_main:
-            _check_resume(state.get("config") or {}, resolved, out)
+        _check_resume(state.get("config") or {}, resolved, out, warn=d.is_main)
     elif out is not None and (out / "last.pt").exists():
         raise ConvnetError(
             f"{out} already holds a run; pass --resume to continue it or choose another --out"
