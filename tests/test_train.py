@@ -301,3 +301,30 @@ def test_resume_refuses_a_changed_batch_and_warns_about_a_changed_lr(tmp_path):
         fit(TINY, data, cfg(batch_size=64), resume=True)
     with pytest.warns(UserWarning, match=r"changed settings: epochs 1 -> 2, lr 0.05 -> 0.02"):
         fit(TINY, data, cfg(epochs=2, lr=0.02), resume=True)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("crop_padding", -2),
+        ("cutout", -1),
+        ("momentum", 1.0),
+        ("weight_decay", -1e-4),
+        ("clip_grad", -1.0),
+        ("gamma", 0.0),
+        ("eval_every", 0),
+        ("eval_batch_size", 0),
+        ("dist_timeout", 0.0),
+    ],
+)
+def test_config_refuses_values_that_cannot_work(field, value):
+    with pytest.raises(ConvnetError, match=rf"^training config: {field}={value}"):
+        TrainConfig(**{field: value})
+
+
+def test_numpy_engine_refuses_resume(cli):
+    code, _, err = cli("train", "lenet5", "--engine", "numpy", "--resume", "--out", "nowhere")
+    assert code == 2 and err.strip().splitlines() == [
+        "convnet train: error: --resume continues a PyTorch run from its checkpoint; --engine "
+        "numpy keeps no checkpoints to resume from, so run it again without --resume"
+    ]

@@ -9,6 +9,8 @@ import os
 import re
 from pathlib import Path
 
+from ..errors import ConvnetError
+
 # CLI flag -> TrainConfig field (flags whose names differ, or that need a type)
 _FIELDS = {
     "epochs": int,
@@ -153,15 +155,18 @@ def _run(args: argparse.Namespace) -> int:
     from ..data import load
     from ..train import TrainConfig, recipe, recipe_for_model
 
+    if args.engine == "numpy" and args.resume:
+        raise ConvnetError(
+            "--resume continues a PyTorch run from its checkpoint; --engine numpy keeps no "
+            "checkpoints to resume from, so run it again without --resume"
+        )
     overrides = _overrides(args)
     name = args.recipe if args.recipe else recipe_for_model(args.model, args.engine)
     overrides["out"] = args.out or default_out(args.model, args.resume)
     saved = _saved_config(Path(overrides["out"])) if args.resume and not args.recipe else None
     if saved is not None:
         # --resume continues the run as it was configured; only the flags given here change it
-        fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        base = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in fields}
-        cfg = dataclasses.replace(TrainConfig(**base), **overrides)
+        cfg = TrainConfig.from_dict(saved).replace(**overrides)
     else:
         cfg = recipe(name, **overrides)
     data_arg = args.data or (saved or {}).get("data") or "mnist-sample"

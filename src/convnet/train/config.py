@@ -125,6 +125,20 @@ class TrainConfig:
                 f"label_smoothing={self.label_smoothing}: must be in [0, 1)",
             ),
             (0 < self.onecycle_pct < 1, f"onecycle_pct={self.onecycle_pct}: must be in (0, 1)"),
+            (0 <= self.momentum < 1, f"momentum={self.momentum}: must be in [0, 1), e.g. 0.9"),
+            (self.weight_decay >= 0, f"weight_decay={self.weight_decay}: must be >= 0"),
+            (self.crop_padding >= 0, f"crop_padding={self.crop_padding}: pixels, >= 0"),
+            (self.cutout >= 0, f"cutout={self.cutout}: a square side in pixels, >= 0"),
+            (self.clip_grad >= 0, f"clip_grad={self.clip_grad}: a norm >= 0 (0 turns it off)"),
+            (self.aux_weight >= 0, f"aux_weight={self.aux_weight}: must be >= 0"),
+            (self.warmup_epochs >= 0, f"warmup_epochs={self.warmup_epochs}: must be >= 0"),
+            (self.gamma > 0, f"gamma={self.gamma}: the decay factor must be positive"),
+            (self.step_size > 0, f"step_size={self.step_size}: epochs, must be positive"),
+            (self.eval_every >= 1, f"eval_every={self.eval_every}: epochs, at least 1"),
+            (self.checkpoint_every >= 0, f"checkpoint_every={self.checkpoint_every}: >= 0"),
+            (self.eval_batch_size >= 1, f"eval_batch_size={self.eval_batch_size}: at least 1"),
+            (self.num_threads >= 0, f"num_threads={self.num_threads}: >= 0 (0: the default)"),
+            (self.dist_timeout > 0, f"dist_timeout={self.dist_timeout}: seconds, positive"),
         ]
         for ok, message in checks:
             if not ok:
