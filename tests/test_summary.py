@@ -234,6 +234,11 @@ def test_cli_summary_json_and_errors(cli):
     assert code == 2 and err.count("\n") == 1 and "depth 1" in err
     code, _, err = cli("summary", "nosuchnet")
     assert code == 2 and "unknown model" in err
+    code, _, err = cli("summary", "lenet5", "--memory", "-1")
+    assert (
+        code == 2
+        and err == "convnet summary: error: --memory must be a positive number of GB, got -1\n"
+    )
 
 
 def test_cli_explain_conv_reproduces_alexnet_conv1(cli):

@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConvnetError(f"{args.model}: give --input C x H x W (e.g. --input 3x224x224)")
     if args.batch < 1:
         raise ConvnetError(f"--batch must be at least 1, got {args.batch}")
+    if args.memory is not None and not args.memory > 0:
+        raise ConvnetError(f"--memory must be a positive number of GB, got {args.memory:g}")
     s = summary(
         model,
         size,
