@@ -160,7 +160,8 @@ class Loaded:
 def load_model(
     spec: str | os.PathLike | nn.Module, input_size: Sequence[int] | None = None
 ) -> Loaded:
-    """Load what a user typed for a model: a checkpoint file, a zoo name or a notation line.
+    """Load what a user typed for a model: a checkpoint file or run folder, a zoo name or a
+    notation line.
 
     A checkpoint goes through ``convnet.train.load_checkpoint`` (weights-only loading) and
     brings its normalization and class names; a zoo or notation model comes untrained (He
@@ -168,9 +169,14 @@ def load_model(
     """
     if isinstance(spec, nn.Module):
         model, info, name = spec, {}, type(spec).__name__
-    elif Path(str(spec)).suffix in CHECKPOINT_SUFFIXES or Path(str(spec)).is_file():
-        path = Path(str(spec))
-        if not path.is_file():
+    elif (
+        Path(str(spec)).suffix in CHECKPOINT_SUFFIXES
+        or Path(str(spec)).is_file()
+        or (Path(str(spec)) / "best.pt").is_file()
+        or (Path(str(spec)) / "last.pt").is_file()
+    ):
+        path = Path(str(spec))  # a checkpoint file or a run folder (best.pt first)
+        if not (path.is_file() or path.is_dir()):
             raise ConvnetError(f"checkpoint not found: {path}")
         from ..train import load_checkpoint
 
