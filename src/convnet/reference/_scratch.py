@@ -5,7 +5,9 @@ it, and unmaps it again on free), and the first touch of each 4 KiB page costs a
 first layer's 20 MB column gradient that was a third of the whole backward pass. oneDNN keeps a
 scratchpad for the same reason. Only temporaries that die inside the function asking for them
 come from here, never a result or anything a cache keeps for backward. Buffers above
-``MAX_BYTES`` are not kept (holding a huge layer's scratch would cost more than its faults).
+``MAX_BYTES`` are not kept (holding a huge layer's scratch would cost more than its faults), so
+a thread holds at most one buffer of 64 MiB per name (about ten names); :func:`release` frees
+them.
 """
 
 from __future__ import annotations
