@@ -15,6 +15,7 @@ The core never imports torch: ``import convnet.reference`` stays NumPy-only.
 from __future__ import annotations
 
 from . import functional
+from ._scratch import release as release_scratch
 from .gradcheck import check_layer, numerical_gradient, rel_error
 from .losses import softmax_cross_entropy, svm_hinge
 from .net import Net, Node, Ref, Sequential
@@ -34,6 +35,7 @@ __all__ = [
     "functional",
     "numerical_gradient",
     "rel_error",
+    "release_scratch",
     "softmax_cross_entropy",
     "svm_hinge",
     "train_numpy",
