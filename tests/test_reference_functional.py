@@ -464,3 +464,17 @@ def test_core_never_imports_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_release_scratch_frees_the_buffers_and_the_next_call_still_works():
+    import convnet.reference as R
+    from convnet.reference import _scratch
+
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((2, 16, 8, 8)), rng.standard_normal((16, 16, 3, 3))
+    out, _ = F.conv2d_forward(x, w, None, padding=1)
+    assert _scratch._POOL.buffers  # Winograd's tiles and products were kept for reuse
+    R.release_scratch()
+    assert not _scratch._POOL.buffers
+    again, _ = F.conv2d_forward(x, w, None, padding=1)
+    assert np.array_equal(again, out)
