@@ -1,5 +1,5 @@
 """Train LeNet-5 on the bundled MNIST sample with the notes' SGD + momentum recipe, then reload
-the best checkpoint and classify a few held-out digits. Public API only.
+the best checkpoint and classify one held-out digit of each class. Public API only.
 
     python examples/train_lenet.py
 """
@@ -19,9 +19,10 @@ result = fit("lenet5", data, recipe("lenet", out="runs/example-lenet5", seed=0))
 print(f"best top-1 {result['best_top1']:.2f}%  in {result['seconds']:.1f} s")
 
 model, info = load_checkpoint("runs/example-lenet5/best.pt")  # eval mode, weights_only loading
-x = torch.nn.functional.pad(data.x_test[:8].float() / 255, (2, 2, 2, 2))  # 28x28 -> LeNet's 32x32
+idx = torch.stack([(data.y_test == k).nonzero()[0, 0] for k in range(10)])  # one digit per class
+x = torch.nn.functional.pad(data.x_test[idx].float() / 255, (2, 2, 2, 2))  # 28x28 -> 32x32
 x = (x - info["mean"][0]) / info["std"][0]
 with torch.no_grad():
     pred = model(x).argmax(1)
 print("predicted:", pred.tolist())
-print("true:     ", data.y_test[:8].tolist())
+print("true:     ", data.y_test[idx].tolist())
