@@ -372,6 +372,7 @@ def test_linear_and_activations_match_torch():
         (F.relu_forward, F.relu_backward, torch.relu),
         (F.sigmoid_forward, F.sigmoid_backward, torch.sigmoid),
         (F.tanh_forward, F.tanh_backward, torch.tanh),
+        (F.softmax_forward, F.softmax_backward, lambda t: torch.softmax(t, 1)),
         (
             lambda a: F.leaky_relu_forward(a, 0.2),
             F.leaky_relu_backward,

@@ -74,6 +74,7 @@ CASES = {
     "leaky_relu": (lambda: L.LeakyReLU(0.1), [X4]),
     "sigmoid": (L.Sigmoid, [X4]),
     "tanh": (L.Tanh, [X4]),
+    "softmax": (L.Softmax, [(3, 7)]),
     "maxpool": (lambda: L.MaxPool2d(3, 2, 1), [X4]),
     "maxpool_ceil_dilated": (lambda: L.MaxPool2d(2, 2, 0, 2, True), [(2, 2, 7, 7)]),
     "avgpool": (lambda: L.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False), [X4]),

@@ -197,3 +197,34 @@ def test_conversion_leaves_batchnorm_statistics_alone():
     before = model.bn1.running_mean.clone()
     from_torch(model, torch.randn(2, 3, 32, 32))
     assert torch.equal(model.bn1.running_mean, before)
+
+
+def test_a_net_ending_in_softmax_converts_and_trains_on_its_scores():
+    from convnet.notation import build
+    from convnet.reference import train_numpy
+
+    line = "INPUT[12x12x1] -> CONV(F=3,K=4) -> RELU -> POOL(F=2) -> FC(3)"
+    compare(lambda: build(line + " -> SOFTMAX"), (4, 1, 12, 12), torch.float64)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 96)
+    x = rng.standard_normal((96, 1, 12, 12)).astype(np.float32) * 0.3
+    x[np.arange(96), 0, 4 * y, 4 * y] += 3.0  # a bright pixel whose place is the class
+    runs = []
+    for tail in ("", " -> SOFTMAX"):
+        torch.manual_seed(0)
+        model = build(line + tail)
+        runs.append(
+            train_numpy(
+                model,
+                x[:64],
+                y[:64],
+                x[64:],
+                y[64:],
+                epochs=2,
+                batch_size=16,
+                lr=0.05,
+                progress=False,
+            )
+        )
+        assert model(torch.from_numpy(x[:2])).shape == (2, 3)
+    assert runs[0]["val_top1"] == runs[1]["val_top1"] and runs[0]["loss"] == runs[1]["loss"]

@@ -35,6 +35,8 @@ __all__ = [
     "relu_forward",
     "sigmoid_backward",
     "sigmoid_forward",
+    "softmax_backward",
+    "softmax_forward",
     "tanh_backward",
     "tanh_forward",
     "unbroadcast",
@@ -85,6 +87,25 @@ def tanh_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def tanh_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
     """``dx = dout * (1 - out**2)``."""
     return dout * (1 - cache * cache)
+
+
+def softmax_forward(x: np.ndarray, axis: int = 1) -> tuple[np.ndarray, tuple]:
+    """``out = exp(x - max) / sum(exp(x - max))`` along ``axis`` (the classes): probabilities.
+
+    Subtracting the maximum first changes nothing mathematically and keeps exp from
+    overflowing. As a layer it ends a network (``... -> FC -> SOFTMAX``); for training, the
+    loss functions in :mod:`.losses` take the scores before it.
+    """
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    out = e / e.sum(axis=axis, keepdims=True)
+    return out, (out, axis)
+
+
+def softmax_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """``dx = out * (dout - sum(dout * out))`` along the axis: the softmax's Jacobian,
+    ``diag(out) - out out^T``, applied to dout without forming it."""
+    out, axis = cache
+    return out * (dout - (dout * out).sum(axis=axis, keepdims=True))
 
 
 # ----------------------------------------------------------------------------- linear

@@ -33,6 +33,7 @@ __all__ = [
     "MaxPool2d",
     "ReLU",
     "Sigmoid",
+    "Softmax",
     "TableConv2d",
     "Tanh",
 ]
@@ -287,6 +288,13 @@ class Sigmoid(_Stateless):
 
 class Tanh(_Stateless):
     _fwd, _bwd = staticmethod(F.tanh_forward), staticmethod(F.tanh_backward)
+
+
+class Softmax(_Stateless):
+    _fwd, _bwd = staticmethod(F.softmax_forward), staticmethod(F.softmax_backward)
+
+    def __init__(self, axis: int = 1) -> None:
+        super().__init__(axis=axis)
 
 
 class MaxPool2d(_Stateless):

@@ -62,6 +62,7 @@ _TORCH_LEAVES = (
     nn.LeakyReLU,
     nn.Sigmoid,
     nn.Tanh,
+    nn.Softmax,
     nn.MaxPool2d,
     nn.AvgPool2d,
     nn.AdaptiveAvgPool2d,
@@ -122,6 +123,10 @@ def convert_module(
         layer = L.Sigmoid()
     elif isinstance(mod, nn.Tanh):
         layer = L.Tanh()
+    elif isinstance(mod, nn.Softmax):
+        if mod.dim is None:
+            raise ConversionError(f"{path}: Softmax needs an explicit dim")
+        layer = L.Softmax(mod.dim)
     elif isinstance(mod, nn.MaxPool2d):
         if mod.return_indices:
             raise ConversionError(f"{path}: MaxPool2d(return_indices=True) is not supported")
@@ -198,7 +203,7 @@ def convert_module(
     else:
         raise ConversionError(
             f"{path or 'module'}: {type(mod).__name__} has no NumPy reference layer; "
-            "supported: Conv2d, Linear, pools, BatchNorm, LRN, Dropout, activations, LocallyConnected2d, L2Pool2d"
+            "supported: Conv2d, Linear, pools, BatchNorm, LRN, Dropout, activations, Softmax, LocallyConnected2d, L2Pool2d"
         )
     for name, p in mod.named_parameters(recurse=False):
         if p is not None:
@@ -364,6 +369,18 @@ def load_into_torch(net: Net, module: nn.Module) -> None:
                 t.copy_(torch.from_numpy(np.asarray(state[name])).to(t.dtype))
 
 
+def _scores_part(model: nn.Module) -> nn.Module:
+    """``model`` without a final ``nn.Softmax`` (looking into nested Sequentials), sharing its
+    modules; ``model`` itself when it does not end in one."""
+    if not isinstance(model, nn.Sequential) or len(model) == 0:
+        return model
+    last = model[-1]
+    if isinstance(last, nn.Softmax):
+        return model[:-1]
+    inner = _scores_part(last)
+    return model if inner is last else nn.Sequential(*model[:-1], inner)
+
+
 def train_numpy(
     model: nn.Module,
     x_train: np.ndarray,
@@ -398,6 +415,9 @@ def train_numpy(
 
     torch.manual_seed(seed)
     model = model.float().train()
+    # a net that ends in a softmax trains on the scores before it (the losses take scores);
+    # the shared modules get the trained weights back, and the softmax has none
+    model = _scores_part(model)
     net = from_torch(model, np.ascontiguousarray(x_train[:2], dtype=np.float32))
     for layer in net.layers.values():
         if isinstance(layer, L.Dropout):
