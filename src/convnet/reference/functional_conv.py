@@ -279,6 +279,10 @@ def conv2d_forward(
       ``out_matrix[(n, i, j), k] = cols[(n, i, j), :] @ w_matrix[k, :]``. The result is returned
       as an (N, K, OH, OW) array whose memory is channels-last (a transposed view), which the
       next "hwc" conv reads without a copy; NumPy's elementwise operations keep that layout.
+
+    A 3x3 stride-1 convolution on 16 or more channels takes neither: it runs Winograd's
+    F(4x4, 3x3) (:mod:`.winograd`), 4x fewer multiply-adds, unless
+    :func:`conv_algorithm` says ``"im2col"``. A 1x1 convolution needs no im2col at all.
     """
     _check(x, w, b, groups)
     stride, padding, dilation = _args(stride, padding, dilation)
