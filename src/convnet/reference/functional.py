@@ -3,7 +3,8 @@
 The implementations live in three files, re-exported here so a learner can write
 ``from convnet.reference import functional as F`` and find everything:
 
-- :mod:`.functional_conv`: convolution, naive loops and im2col + GEMM;
+- :mod:`.functional_conv`: convolution, im2col + GEMM and Winograd, and
+  :mod:`.functional_conv_naive`: the same as plain loops;
 - :mod:`.functional_pool`: max (with switches), average, L2, adaptive and global pooling;
 - :mod:`.functional_layers`: activations, linear, batch norm, LRN, dropout, locally
   connected, flatten, concat, add.
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 from .functional_conv import *  # noqa: F403
 from .functional_conv import __all__ as _conv
+from .functional_conv_naive import *  # noqa: F403
+from .functional_conv_naive import __all__ as _conv_naive
 from .functional_layers import *  # noqa: F403
 from .functional_layers import __all__ as _layers
 from .functional_pool import *  # noqa: F403
 from .functional_pool import __all__ as _pool
 from .losses import softmax_cross_entropy, svm_hinge
 
-__all__ = [*_conv, *_layers, *_pool, "softmax_cross_entropy", "svm_hinge"]
+__all__ = [*_conv, *_conv_naive, *_layers, *_pool, "softmax_cross_entropy", "svm_hinge"]

@@ -25,7 +25,7 @@ torch and move a gradient entry by a whole value; ``conv_algorithm("im2col")`` (
 >>> x = rng.standard_normal((2, 5, 9, 7))
 >>> w = rng.standard_normal((4, 5, 3, 3))
 >>> y, _ = winograd_conv3x3(x, w, (1, 1))
->>> from convnet.reference.functional_conv import conv2d_forward_naive
+>>> from convnet.reference.functional_conv_naive import conv2d_forward_naive
 >>> bool(np.allclose(y, conv2d_forward_naive(x, w, None, padding=1)[0]))
 True
 """
