@@ -16,7 +16,7 @@ from convnet.errors import TrainingError
 from convnet.reference import SGD, Adam, Sequential, Solver, from_torch, softmax_cross_entropy
 from convnet.reference import layers as L
 from convnet.reference.solver import one_cycle
-from convnet.reference.torch_train import train_numpy
+from convnet.reference.torch_bridge import train_numpy
 
 
 def small_model() -> nn.Module:

@@ -44,12 +44,8 @@ __all__ = [
 
 def __getattr__(name: str):
     # the torch bridge is imported only on demand, so the engine itself stays torch-free
-    if name == "from_torch":
-        from .torch_bridge import from_torch
+    if name in ("from_torch", "train_numpy"):
+        from . import torch_bridge
 
-        return from_torch
-    if name == "train_numpy":
-        from .torch_train import train_numpy
-
-        return train_numpy
+        return getattr(torch_bridge, name)
     raise AttributeError(f"module 'convnet.reference' has no attribute {name!r}")

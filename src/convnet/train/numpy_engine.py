@@ -34,7 +34,7 @@ def as_arrays(data: Any, input_size: tuple[int, int, int]) -> tuple[np.ndarray, 
 def train_with_numpy(model_spec: str, data: Any, cfg: TrainConfig) -> dict[str, Any]:
     """Train ``model_spec`` on ``data`` with the reference engine; write and return result.json's dict."""
     try:
-        from ..reference.torch_train import train_numpy
+        from ..reference.torch_bridge import train_numpy
     except ImportError as e:
         raise ConvnetError(
             f"the NumPy reference engine is not available ({e}); use --engine torch"
