@@ -5,10 +5,24 @@
 >>> result["final_top1"]  # doctest: +SKIP
 """
 
-from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import Any
+
 from .config import RECIPES, TrainConfig, recipe, recipe_for_model
-from .evaluate import evaluate
-from .loop import fit
+
+# The torch-importing parts load on first use, so the CLI can build `convnet train`'s flags from
+# TrainConfig (and print --help) without importing torch.
+_LAZY = {
+    "evaluate": ".evaluate",
+    "fit": ".loop",
+    "load_checkpoint": ".checkpoint",
+    "read_checkpoint": ".checkpoint",
+    "save_checkpoint": ".checkpoint",
+}
 
 __all__ = [
     "RECIPES",
@@ -21,3 +35,24 @@ __all__ = [
     "recipe_for_model",
     "save_checkpoint",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """Keeps ``convnet.train.evaluate`` the function: importing the submodule of the same name
+    (as ``loop`` does) would otherwise rebind the package attribute to the module."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
