@@ -43,3 +43,18 @@ class ConversionError(ConvnetError):
 
 class TrainingError(ConvnetError):
     """Training that cannot go on (a non-finite loss, a dead rank)."""
+
+
+class ConfigError(ConvnetError):
+    """A training-config value outside its range or choices.
+
+    ``field`` names the TrainConfig field, ``value`` is what was given and ``rule`` says what is
+    allowed and why, so the CLI can say the same with the flag's name instead of the field's.
+    """
+
+    def __init__(self, field: str, value: object, rule: str) -> None:
+        super().__init__(field, value, rule)  # all three, so the error pickles across processes
+        self.field, self.value, self.rule = field, value, rule
+
+    def __str__(self) -> str:
+        return f"training config: {self.field}={self.value}: {self.rule}"

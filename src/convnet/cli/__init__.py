@@ -11,20 +11,28 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import typing
 import warnings
 
 from ..errors import ConvnetError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistyped command line is one error line, not the whole usage first."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="convnet",
         description="The ConvNet of the cs231n notes: build, inspect, train, convert, see.",
     )
     parser.add_argument("--version", action="version", version=f"convnet {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # subparsers are _Parser too
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue

@@ -1,4 +1,9 @@
-"""``convnet train MODEL [--data D] [--recipe NAME] [--epochs] [--batch] [--lr] ... [--resume] [--nproc N]``."""
+"""``convnet train MODEL [--data D] [--recipe NAME] [--epochs N] [--batch N] [--lr X] ... [--resume]``.
+
+Every TrainConfig field is a flag, generated from the field's documentation (help, units, range,
+choices; ``convnet.train.config``), so the help cannot fall behind the config. Ranges are checked
+once, by ``TrainConfig.validate``; this module only restates a failure with the flag's name.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +12,69 @@ import dataclasses
 import json
 import os
 import re
+import typing
 from pathlib import Path
 
-from ..errors import ConvnetError
+from ..errors import ConfigError, ConvnetError
+from ..train.config import RECIPES, FieldDoc, TrainConfig, documented_fields
 
-# CLI flag -> TrainConfig field (flags whose names differ, or that need a type)
-_FIELDS = {
-    "epochs": int,
-    "batch": ("batch_size", int),
-    "lr": float,
-    "optimizer": str,
-    "schedule": str,
-    "momentum": float,
-    "weight_decay": float,
-    "warmup_epochs": float,
-    "step_size": float,
-    "gamma": float,
-    "patience": int,
-    "min_lr": float,
-    "label_smoothing": float,
-    "aux_weight": float,
-    "clip_grad": float,
-    "ema": float,
-    "crop_padding": int,
-    "cutout": int,
-    "precision": str,
-    "device": str,
-    "seed": int,
-    "checkpoint_every": int,
-    "eval_every": int,
-    "nproc": int,
-    "threads": ("num_threads", int),
-    "dist_timeout": float,
-}
+# where the CLI differs from TrainConfig (which writes no files unless given a folder)
+_CLI_HELP = {"out": "run folder for config.json, metrics, checkpoints, curves and result.json"}
+_CLI_DEFAULTS = {"out": "runs/MODEL, numbered if it exists (--resume: the latest such run)"}
+
+
+def _shown(value: object) -> str:
+    """A default as a user types it: on/off, 0.0005, '30 60 90'."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return " ".join(_shown(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _help(f: dataclasses.Field, doc: FieldDoc) -> str:
+    """'passes over the training set. Units: epochs. Range: 1..100000. Default: the recipe's (plain: 10).'"""
+    parts = [_CLI_HELP.get(f.name, doc.help) + "."]
+    if doc.units:
+        parts.append(f"Units: {doc.units}.")
+    if doc.range is not None:
+        each = " each" if isinstance(f.default, tuple) else ""
+        parts.append(f"Range: {doc.range}{each}.")
+    if f.name in _CLI_DEFAULTS:
+        parts.append(f"Default: {_CLI_DEFAULTS[f.name]}.")
+    elif any(f.name in r for r in RECIPES.values()):
+        parts.append(f"Default: the recipe's (plain: {_shown(f.default)}).")
+    else:
+        parts.append(f"Default: {_shown(f.default)}.")
+    return " ".join(parts).replace("%", "%%")
+
+
+def field_flags(f: dataclasses.Field, doc: FieldDoc) -> tuple[str, ...]:
+    """The option strings of a TrainConfig field: its declared ones, else --FIELD-NAME."""
+    return doc.flags or ("--" + f.name.replace("_", "-"),)
+
+
+def _add_field(p: argparse.ArgumentParser, f: dataclasses.Field, doc: FieldDoc, hint) -> None:
+    """One TrainConfig field as an option whose default is None (= not given, keep the recipe's)."""
+    kw: dict = dict(dest=f.name, default=None, help=_help(f, doc))
+    if f.name == "out":
+        kw["metavar"] = "DIR"
+    if hint is bool:
+        kw["action"] = argparse.BooleanOptionalAction
+    elif typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        kw.update(type=args[0], nargs="+" if args[-1] is Ellipsis else len(args))
+        kw["metavar"] = doc.units.upper() or "X"
+    else:
+        # str | None -> str; int, float, str as they are
+        kw["type"] = next(a for a in typing.get_args(hint) or (hint,) if a is not type(None))
+        if doc.choices:
+            kw["choices"] = doc.choices
+        elif doc.units:
+            kw["metavar"] = doc.units.upper()
+    p.add_argument(*field_flags(f, doc), **kw)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,67 +83,79 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train a model on real data with the notes' recipes",
         description="Train MODEL (a zoo name, a pattern-language line, or file.py:Name). "
         "Writes runs/NAME/: config.json, metrics.jsonl/.csv, curves.png, last.pt, best.pt, "
-        "confusion.json, result.json. Every recipe value can be overridden by a flag.",
+        "confusion.json, result.json. Every training setting has a flag below; a flag given "
+        "overrides the recipe's value (with --resume, the run's saved one). A value out of its "
+        "range is an error naming the flag and the range.",
     )
-    p.add_argument("model", metavar="MODEL")
+    p.add_argument("model", metavar="MODEL", help="zoo name, pattern-language line or file.py:Name")
     p.add_argument(
         "--data",
         default=None,
         help="data set name or path (default: mnist-sample, or the resumed run's)",
     )
-    p.add_argument("--data-dir", default=None, help="where named data sets live")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="where named data sets live (default: $CONVNET_DATA, else ~/.cache/convnet/data)",
+    )
     p.add_argument(
         "--image-size",
         type=int,
         nargs="+",
         default=None,
-        metavar="N",
-        help="H [W]: resize and centre-crop an image folder's pictures to this size",
+        metavar="PIXELS",
+        help="H [W] in pixels: resize and centre-crop an image folder's pictures to this size "
+        "(default: the pictures' own size)",
     )
     p.add_argument(
         "--recipe",
         default=None,
-        help="alexnet, vgg, resnet, googlenet, cifar-resnet, lenet "
-        "(default: the model family's, else the plain defaults)",
+        choices=tuple(RECIPES),
+        help="the notes' training recipe (default: the model family's, e.g. resnet for "
+        "resnet50, else the plain TrainConfig defaults shown as 'plain' below)",
     )
     p.add_argument(
-        "--out", default=None, help="run folder (default: runs/MODEL, numbered if it exists)"
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last.pt (default: start a new run)",
     )
     p.add_argument(
-        "--resume", action="store_true", help="continue the run in --out from its last.pt"
+        "--force",
+        action="store_true",
+        help="start a new run even in an --out that holds files: move them into "
+        "OUT/replaced-YYYYmmdd-HHMMSS/ first (nothing is deleted; default: refuse such an --out)",
     )
     p.add_argument(
         "--engine",
         choices=("torch", "numpy"),
         default="torch",
-        help="numpy: train with the from-scratch NumPy reference engine",
+        help="numpy: train with the from-scratch NumPy reference engine (default: torch)",
     )
-    for flag, typ in _FIELDS.items():
-        typ = typ[1] if isinstance(typ, tuple) else typ
-        p.add_argument("--" + flag.replace("_", "-"), type=typ, default=None, dest=flag)
-    p.add_argument(
-        "--milestones", type=float, nargs="+", default=None, help="multistep: epochs of the drops"
-    )
-    for flag in ("nesterov", "hflip", "channels-last", "compile", "no-decay-bn-bias"):
-        p.add_argument("--" + flag, action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    hints = typing.get_type_hints(TrainConfig)
+    for f, doc in documented_fields():
+        _add_field(p, f, doc, hints[f.name])
+    p.add_argument("--quiet", dest="progress", action="store_false", help="same as --no-progress")
     p.set_defaults(func=_run)
 
 
 def _overrides(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields given on the command line (a field's dest is its name)."""
     out = {}
-    for flag, typ in _FIELDS.items():
-        field = typ[0] if isinstance(typ, tuple) else flag
-        if getattr(args, flag) is not None:
-            out[field] = getattr(args, flag)
-    for flag in ("nesterov", "hflip", "channels_last", "compile", "no_decay_bn_bias"):
-        if getattr(args, flag) is not None:
-            out[flag] = getattr(args, flag)
-    if args.milestones is not None:
-        out["milestones"] = tuple(args.milestones)
-    if args.quiet:
-        out["progress"] = False
+    for f, _ in documented_fields():
+        value = getattr(args, f.name)
+        if value is not None:
+            out[f.name] = tuple(value) if isinstance(value, list) else value
     return out
+
+
+def _flag_error(e: ConfigError) -> ConvnetError:
+    """The config's range error, restated with the flag a user types: '--batch 0: must be >= 1'."""
+    for f, doc in documented_fields():
+        if f.name == e.field:
+            flag = [s for s in field_flags(f, doc) if s.startswith("--")][0]
+            return ConvnetError(f"{flag} {_shown(e.value)}: {e.rule}")
+    return e
 
 
 def default_out(model: str, resume: bool) -> str:
@@ -126,13 +173,15 @@ def default_out(model: str, resume: bool) -> str:
         if base.parent.exists()
         else []
     )
-    taken = [p for p in taken if (p / "last.pt").exists() or (p / "result.json").exists()]
     if resume:
+        taken = [p for p in taken if (p / "last.pt").exists() or (p / "result.json").exists()]
         return str(taken[-1] if taken else base)
-    if not taken:
+    from ..train.run_folder import held_files  # a folder holding anything belongs to a run
+
+    if not held_files(base):
         return str(base)
     n = 2
-    while (base.parent / f"{name}-{n}").exists():
+    while held_files(base.parent / f"{name}-{n}"):
         n += 1
     return str(base.parent / f"{name}-{n}")
 
@@ -153,7 +202,7 @@ def _digits(name: str) -> bool:
 
 def _run(args: argparse.Namespace) -> int:
     from ..data import load
-    from ..train import TrainConfig, recipe, recipe_for_model
+    from ..train import recipe, recipe_for_model
 
     if args.engine == "numpy" and args.resume:
         raise ConvnetError(
@@ -164,11 +213,14 @@ def _run(args: argparse.Namespace) -> int:
     name = args.recipe if args.recipe else recipe_for_model(args.model, args.engine)
     overrides["out"] = args.out or default_out(args.model, args.resume)
     saved = _saved_config(Path(overrides["out"])) if args.resume and not args.recipe else None
-    if saved is not None:
-        # --resume continues the run as it was configured; only the flags given here change it
-        cfg = TrainConfig.from_dict(saved).replace(**overrides)
-    else:
-        cfg = recipe(name, **overrides)
+    try:
+        if saved is not None:
+            # --resume continues the run as it was configured; only the flags given here change it
+            cfg = TrainConfig.from_dict(saved).replace(**overrides)
+        else:
+            cfg = recipe(name, **overrides)
+    except ConfigError as e:
+        raise _flag_error(e) from None
     data_arg = args.data or (saved or {}).get("data") or "mnist-sample"
     # a path is recorded absolute, so `convnet eval` finds the data from any folder
     spec = str(Path(data_arg).resolve()) if Path(data_arg).exists() else data_arg
@@ -184,11 +236,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.engine == "numpy":
         from ..train.numpy_engine import train_with_numpy
 
-        result = train_with_numpy(args.model, data, cfg)
+        result = train_with_numpy(args.model, data, cfg, force=args.force)
     else:
         from ..train import fit
 
-        result = fit(args.model, data, cfg, resume=args.resume)
+        result = fit(args.model, data, cfg, resume=args.resume, force=args.force)
     if result.get("status") == "terminated" or os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun only rank 0 reports
     print(

@@ -29,67 +29,300 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConvnetError
+from ..errors import ConfigError, ConvnetError
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "step", "multistep", "plateau", "cosine", "onecycle", "warmup")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+def _threads_limit() -> int:
+    return 4 * (os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric field (or each element of a tuple field) may take, and why.
+
+    ``lo``/``hi`` are the bounds (None: unbounded), inclusive unless ``lo_open``/``hi_open``;
+    ``hi`` may be a function of the machine (threads per core). ``hi_text`` names such a bound.
+    """
+
+    lo: float | None = None
+    hi: float | Callable[[], float] | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    why: str = ""
+    hi_text: str = ""
+
+    def upper(self) -> float | None:
+        return self.hi() if callable(self.hi) else self.hi
+
+    def contains(self, v: float) -> bool:
+        hi = self.upper()
+        return (self.lo is None or (v > self.lo if self.lo_open else v >= self.lo)) and (
+            hi is None or (v < hi if self.hi_open else v <= hi)
+        )
+
+    def __str__(self) -> str:
+        """'1..100000' (integers, both ends in), '[0, 1)', '>= 1', '> 0' or '<= 8'."""
+        hi = self.upper()
+        hi_s = f"{hi:g}" if hi is not None else ""
+        if self.hi_text:  # a named bound, with its value on this machine when it depends on it
+            hi_s = f"{self.hi_text} (= {hi_s})" if callable(self.hi) else self.hi_text
+        if self.lo is not None and hi is not None:
+            if not (self.lo_open or self.hi_open) and float(self.lo).is_integer():
+                return f"{self.lo:g}..{hi_s}"
+            return (
+                f"{'(' if self.lo_open else '['}{self.lo:g}, {hi_s}{')' if self.hi_open else ']'}"
+            )
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        return f"{'<' if self.hi_open else '<='} {hi_s}"
+
+    def rule(self) -> str:
+        """'must be in 1..100000 (why)' or 'must be >= 0 (why)'."""
+        text = str(self)
+        where = f"in {text}" if text[0] not in "<>" else text
+        return f"must be {where}" + (f" ({self.why})" if self.why else "")
+
+
+@dataclass(frozen=True)
+class FieldDoc:
+    """What the CLI says about a TrainConfig field: its flag, help, units, choices and range."""
+
+    help: str
+    units: str = ""
+    choices: tuple[str, ...] = ()
+    range: Range | None = None
+    flags: tuple[str, ...] = ()  # CLI option strings; () = --FIELD-NAME
+
+
+def _f(
+    default: Any,
+    help: str,
+    *,
+    units: str = "",
+    choices: tuple[str, ...] = (),
+    range: Range | None = None,
+    flags: tuple[str, ...] = (),
+) -> Any:
+    """A dataclass field whose metadata documents it (``documented_fields`` reads it back)."""
+    doc = FieldDoc(help, units, choices, range, flags)
+    return dataclasses.field(default=default, metadata={"doc": doc})
+
+
+def _positive(why: str) -> Range:
+    return Range(0, lo_open=True, why=why)
+
+
+def _at_least(lo: int, why: str) -> Range:
+    return Range(lo, why=why)
+
+
+def _fraction(why: str) -> Range:
+    """[0, 1): a decay or a share that must leave something."""
+    return Range(0, 1, hi_open=True, why=why)
+
+
 @dataclass
 class TrainConfig:
-    """Everything a run needs besides the model and the data. Units are in the comments."""
+    """Everything a run needs besides the model and the data; each field documents its units.
+
+    Values are checked on construction (``validate``): a value outside its range or choices
+    raises ``ConfigError`` naming the field, the value, what is allowed and why.
+    """
 
     # run
-    out: str | None = None  # run folder runs/NAME; None = do not write files
-    epochs: int = 10
-    batch_size: int = 128  # global batch (images per optimizer step, summed over processes)
-    seed: int = 0
-    device: str = "auto"  # "auto" = cuda if available, else cpu
-    precision: str = "auto"  # "auto" = bf16 autocast on CUDA with bf16, else fp32; or fp32 | bf16
-    channels_last: bool = False
-    compile: bool = False  # torch.compile the model (slower to start; measure before using)
-    num_threads: int = 0  # CPU threads per process; 0 = cores / processes
+    out: str | None = _f(
+        None,
+        "run folder for config.json, metrics, checkpoints and curves (None: write no files)",
+        flags=("-o", "--out", "--output"),
+    )
+    epochs: int = _f(
+        10,
+        "passes over the training set",
+        units="epochs",
+        range=Range(1, 100_000, why="at least one pass; more than 100000 is a typo"),
+    )
+    batch_size: int = _f(
+        128,
+        "global batch: images per optimizer step, summed over processes",
+        units="images",
+        range=_at_least(1, "a step needs at least one image"),
+        flags=("--batch", "--batch-size"),
+    )
+    seed: int = _f(
+        0,
+        "seed of the initialization, shuffling and augmentation",
+        range=Range(0, 2**63 - 1, why="torch takes a 64-bit seed", hi_text="2**63-1"),
+    )
+    device: str = _f("auto", "auto (cuda if available, else cpu), cpu, cuda or cuda:N")
+    precision: str = _f(
+        "auto",
+        "auto: bf16 autocast on a CUDA GPU that has bf16, else fp32",
+        choices=PRECISIONS,
+    )
+    channels_last: bool = _f(False, "channels-last (NHWC) memory layout; pays with bf16 on GPUs")
+    compile: bool = _f(False, "torch.compile the model (slower to start; measure before using)")
+    num_threads: int = _f(
+        0,
+        "CPU threads per process (0: cores / processes)",
+        units="threads",
+        range=Range(
+            0, _threads_limit, why="more than 4 per core only adds contention", hi_text="4 x cores"
+        ),
+        flags=("--threads", "--num-threads"),
+    )
     # optimizer
-    optimizer: str = "sgd"  # sgd | adamw
-    lr: float = 0.1  # peak learning rate
-    momentum: float = 0.9
-    nesterov: bool = False
-    betas: tuple[float, float] = (0.9, 0.999)  # AdamW
-    weight_decay: float = 5e-4  # L2 (SGD) or decoupled (AdamW)
-    no_decay_bn_bias: bool = False  # no weight decay on 1-d parameters (BN weights, biases)
+    optimizer: str = _f("sgd", "SGD with momentum, or AdamW", choices=OPTIMIZERS)
+    lr: float = _f(
+        0.1,
+        "peak learning rate (the schedule scales it step by step)",
+        range=_positive("a zero or negative step does not descend"),
+    )
+    momentum: float = _f(
+        0.9,
+        "SGD momentum: the velocity's decay per step",
+        range=_fraction("at 1 the velocity never forgets a gradient"),
+    )
+    nesterov: bool = _f(False, "Nesterov momentum (SGD)")
+    betas: tuple[float, float] = _f(
+        (0.9, 0.999),
+        "AdamW: decay per step of the gradient's running mean and of its square",
+        range=_fraction("at 1 an average never takes in a new gradient"),
+    )
+    weight_decay: float = _f(
+        5e-4,
+        "L2 penalty (SGD) or decoupled decay (AdamW)",
+        range=_at_least(0, "a negative decay grows the weights"),
+    )
+    no_decay_bn_bias: bool = _f(False, "no weight decay on 1-d parameters (BN weights, biases)")
     # schedule (epochs may be fractional: the learning rate is set every step)
-    schedule: str = "cosine"
-    warmup_epochs: float = 0.0  # linear warmup from 0 to lr, combined with any schedule
-    step_size: float = 30.0  # step: epochs between drops
-    milestones: tuple[float, ...] = (30.0, 60.0, 90.0)  # multistep: epochs of the drops
-    gamma: float = 0.1  # step / multistep / plateau factor
-    patience: int = 5  # plateau: epochs without a better val top-1 before dividing
-    min_lr: float = 0.0  # cosine floor
-    onecycle_pct: float = 0.25  # one-cycle: share of steps spent rising
-    onecycle_div: float = 25.0  # one-cycle: start lr = lr / div
-    onecycle_final_div: float = 1e4  # one-cycle: final lr = lr / div / final_div
+    schedule: str = _f("cosine", "learning-rate curve over the run", choices=SCHEDULES)
+    warmup_epochs: float = _f(
+        0.0,
+        "linear warmup from 0 to lr, combined with any schedule",
+        units="epochs",
+        range=_at_least(0, "0 turns it off"),
+    )
+    step_size: float = _f(
+        30.0,
+        "step: epochs between drops",
+        units="epochs",
+        range=_positive("a drop every 0 epochs is no schedule"),
+    )
+    milestones: tuple[float, ...] = _f(
+        (30.0, 60.0, 90.0),
+        "multistep: epochs of the drops",
+        units="epochs",
+        range=_at_least(0, "an epoch of the run"),
+    )
+    gamma: float = _f(
+        0.1,
+        "step / multistep / plateau: the learning rate's factor at each drop",
+        range=_positive("a factor of 0 stops learning"),
+    )
+    patience: int = _f(
+        5,
+        "plateau: epochs without a better validation top-1 before a drop",
+        units="epochs",
+        range=_at_least(0, "0 drops after the first epoch without improvement"),
+    )
+    min_lr: float = _f(
+        0.0,
+        "cosine: the floor the curve ends at",
+        range=_at_least(0, "a negative learning rate climbs the loss"),
+    )
+    onecycle_pct: float = _f(
+        0.25,
+        "one-cycle: share of the steps spent rising",
+        range=Range(0, 1, lo_open=True, hi_open=True, why="it has to rise and to fall"),
+    )
+    onecycle_div: float = _f(
+        25.0,
+        "one-cycle: start lr = lr / div",
+        range=_positive("lr / 0 has no value"),
+    )
+    onecycle_final_div: float = _f(
+        1e4,
+        "one-cycle: final lr = lr / div / final_div",
+        range=_positive("lr / 0 has no value"),
+    )
     # loss and regularization
-    label_smoothing: float = 0.0
-    aux_weight: float = 0.3  # weight of each auxiliary classifier's loss (GoogLeNet)
-    clip_grad: float = 0.0  # max global gradient L2 norm; 0 = off
-    ema: float = 0.0  # weight EMA decay per step (e.g. 0.999); 0 = off; evaluation uses the EMA
+    label_smoothing: float = _f(
+        0.0,
+        "share of each target's probability spread evenly over all classes",
+        range=_fraction("at 1 the label carries no information"),
+    )
+    aux_weight: float = _f(
+        0.3,
+        "weight of each auxiliary classifier's loss (GoogLeNet)",
+        range=_at_least(0, "a negative weight rewards the loss"),
+    )
+    clip_grad: float = _f(
+        0.0, "max global L2 norm of the gradient (0: off)", range=_at_least(0, "0 turns it off")
+    )
+    ema: float = _f(
+        0.0,
+        "decay per step of a moving average of the weights, used for evaluation (0: off; e.g. 0.999)",
+        range=_fraction("at 1 the average never moves"),
+    )
     # augmentation (batched tensor ops on the training device)
-    crop_padding: int = 0  # random crop after zero padding of this many pixels (0 = off)
-    hflip: bool = False
-    cutout: int = 0  # side of a zeroed square (0 = off)
+    crop_padding: int = _f(
+        0,
+        "random crops after zero padding of this many pixels (0: off)",
+        units="pixels",
+        range=_at_least(0, "0 turns it off"),
+    )
+    hflip: bool = _f(False, "random horizontal flips (turned off for digits unless given)")
+    cutout: int = _f(
+        0,
+        "side of a random zeroed square (0: off)",
+        units="pixels",
+        range=_at_least(0, "0 turns it off"),
+    )
     # checkpoints, evaluation, logging
-    checkpoint_every: int = 0  # also save last.pt every N steps (0 = epoch ends only)
-    eval_every: int = 1  # evaluate every N epochs (and always after the last)
-    eval_batch_size: int = 512
-    drop_last: bool = True  # equal-size training batches (needed for exact multi-process averaging)
-    progress: bool = True
+    checkpoint_every: int = _f(
+        0,
+        "also save last.pt every N steps (0: at epoch ends only)",
+        units="steps",
+        range=_at_least(0, "0: only at epoch ends"),
+    )
+    eval_every: int = _f(
+        1,
+        "evaluate every N epochs (and always after the last)",
+        units="epochs",
+        range=_at_least(1, "every epoch at most"),
+    )
+    eval_batch_size: int = _f(
+        512,
+        "evaluation batch",
+        units="images",
+        range=_at_least(1, "a batch needs at least one image"),
+    )
+    drop_last: bool = _f(
+        True, "equal-size training batches (needed for exact multi-process averaging)"
+    )
+    progress: bool = _f(True, "progress bar and one line per epoch")
     # distributed
-    nproc: int = 1  # processes on this machine (torchrun environments are detected)
-    dist_timeout: float = 60.0  # seconds before a collective waiting on a dead rank fails
+    nproc: int = _f(
+        1,
+        "processes on this machine (torchrun environments are detected)",
+        units="processes",
+        range=_at_least(1, "at least one process trains"),
+    )
+    dist_timeout: float = _f(
+        60.0,
+        "how long a collective waits on a dead process before failing",
+        units="seconds",
+        range=_positive("a timeout of 0 fails every collective"),
+    )
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
@@ -97,52 +330,27 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ConvnetError naming the first field whose value cannot work."""
-        checks = [
-            (
-                self.optimizer in OPTIMIZERS,
-                f"optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}",
-            ),
-            (
-                self.schedule in SCHEDULES,
-                f"schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}",
-            ),
-            (
-                self.precision in PRECISIONS,
-                f"precision {self.precision!r}: use one of {', '.join(PRECISIONS)}",
-            ),
-            (self.epochs >= 1, f"epochs={self.epochs}: train for at least 1 epoch"),
-            (self.batch_size >= 1, f"batch_size={self.batch_size}: must be at least 1"),
-            (self.lr > 0, f"lr={self.lr}: the learning rate must be positive"),
-            (self.nproc >= 1, f"nproc={self.nproc}: must be at least 1"),
-            (
-                self.batch_size % self.nproc == 0,
-                f"batch_size={self.batch_size} is not divisible by nproc={self.nproc}: the global batch is split evenly",
-            ),
-            (0 <= self.ema < 1, f"ema={self.ema}: a decay in [0, 1), e.g. 0.999"),
-            (
-                0 <= self.label_smoothing < 1,
-                f"label_smoothing={self.label_smoothing}: must be in [0, 1)",
-            ),
-            (0 < self.onecycle_pct < 1, f"onecycle_pct={self.onecycle_pct}: must be in (0, 1)"),
-            (0 <= self.momentum < 1, f"momentum={self.momentum}: must be in [0, 1), e.g. 0.9"),
-            (self.weight_decay >= 0, f"weight_decay={self.weight_decay}: must be >= 0"),
-            (self.crop_padding >= 0, f"crop_padding={self.crop_padding}: pixels, >= 0"),
-            (self.cutout >= 0, f"cutout={self.cutout}: a square side in pixels, >= 0"),
-            (self.clip_grad >= 0, f"clip_grad={self.clip_grad}: a norm >= 0 (0 turns it off)"),
-            (self.aux_weight >= 0, f"aux_weight={self.aux_weight}: must be >= 0"),
-            (self.warmup_epochs >= 0, f"warmup_epochs={self.warmup_epochs}: must be >= 0"),
-            (self.gamma > 0, f"gamma={self.gamma}: the decay factor must be positive"),
-            (self.step_size > 0, f"step_size={self.step_size}: epochs, must be positive"),
-            (self.eval_every >= 1, f"eval_every={self.eval_every}: epochs, at least 1"),
-            (self.checkpoint_every >= 0, f"checkpoint_every={self.checkpoint_every}: >= 0"),
-            (self.eval_batch_size >= 1, f"eval_batch_size={self.eval_batch_size}: at least 1"),
-            (self.num_threads >= 0, f"num_threads={self.num_threads}: >= 0 (0: the default)"),
-            (self.dist_timeout > 0, f"dist_timeout={self.dist_timeout}: seconds, positive"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConvnetError(f"training config: {message}")
+        """Raise ConfigError naming the first field whose value cannot work.
+
+        Each field's choices and range come from its documentation (``documented_fields``), so
+        the CLI's help and this check cannot disagree; checks across fields follow.
+        """
+        for f, doc in documented_fields():
+            value = getattr(self, f.name)
+            if doc.choices and value not in doc.choices:
+                raise ConfigError(f.name, repr(value), f"use one of {', '.join(doc.choices)}")
+            if doc.range is not None:
+                for v in value if isinstance(value, tuple) else (value,):
+                    if isinstance(v, bool) or not isinstance(v, (int, float)):
+                        raise ConfigError(f.name, repr(value), "must be a number")
+                    if not doc.range.contains(v):
+                        raise ConfigError(f.name, value, doc.range.rule())
+        if self.batch_size % self.nproc:
+            raise ConfigError(
+                "batch_size",
+                self.batch_size,
+                f"must be divisible by nproc={self.nproc} (the global batch is split evenly)",
+            )
 
     def replace(self, **overrides: Any) -> TrainConfig:
         """A copy with some fields changed; unknown names raise ConvnetError."""
@@ -259,6 +467,11 @@ RECIPES: dict[str, dict[str, Any]] = {
         eval_every=1,
     ),
 }
+
+
+def documented_fields() -> list[tuple[dataclasses.Field, FieldDoc]]:
+    """TrainConfig's fields in order, each with its FieldDoc (help, units, choices, range, flags)."""
+    return [(f, f.metadata["doc"]) for f in dataclasses.fields(TrainConfig)]
 
 
 def _check_names(overrides: dict[str, Any]) -> None:
