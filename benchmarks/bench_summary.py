@@ -29,7 +29,7 @@ from _machine import machine  # noqa: E402
 
 import convnet  # noqa: E402
 from convnet.analysis import summary  # noqa: E402
-from convnet.analysis.summary import build_on_meta  # noqa: E402
+from convnet.resolve import resolve_model  # noqa: E402
 
 
 def forward_summary(model: nn.Module, input_size: tuple[int, ...]) -> list[tuple[str, tuple, int]]:
@@ -88,7 +88,7 @@ def main() -> None:
         size = convnet.models.get_card(name).input_size
 
         def meta_from_name(name=name, size=size):
-            summary(build_on_meta(name), size, training_memory=False)
+            summary(resolve_model(name, meta=True).model, size, training_memory=False)
 
         def forward_from_name(name=name, size=size):
             forward_summary(convnet.create_model(name), size)

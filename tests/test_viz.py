@@ -328,7 +328,7 @@ def test_cli_viz_zoo_model(cli, tmp_path):
 def test_a_run_folder_loads_its_best_checkpoint(tmp_path):
     # viz takes a run folder as predict and eval do: its best.pt, with normalization and classes
     from convnet.train import TrainConfig, fit, read_checkpoint
-    from convnet.viz import load_model
+    from convnet.resolve import resolve_model
     from test_train import TINY, tiny_data
 
     fit(
@@ -336,7 +336,7 @@ def test_a_run_folder_loads_its_best_checkpoint(tmp_path):
         tiny_data(),
         TrainConfig(out=str(tmp_path / "run"), epochs=1, batch_size=32, lr=0.05, progress=False),
     )
-    loaded = load_model(tmp_path / "run")
+    loaded = resolve_model(str(tmp_path / "run"))
     want = read_checkpoint(tmp_path / "run" / "best.pt")["model"]
     got = loaded.model.state_dict()
     assert all(torch.equal(got[k], want[k]) for k in want)

@@ -17,7 +17,7 @@ _LAZY = {
     "list_models": ("convnet.models", "list_models"),
     "register_model": ("convnet.models", "register_model"),
     "load_weights": ("convnet.models", "load_weights"),
-    "resolve_model": ("convnet._resolve", "resolve_model"),
+    "resolve_model": ("convnet.resolve", "resolve_model"),
     "summary": ("convnet.analysis", "summary"),
 }
 

@@ -207,15 +207,6 @@ def _suggest(n: int, f: int, s: int, p: float, d: int) -> str:
     return ", ".join(options)
 
 
-def build_on_meta(spec: str, **kwargs: Any) -> nn.Module:
-    """Build a zoo model or a pattern-language line on the meta device: no memory, no init."""
-    from .._resolve import resolve_model
-    from .trace import SkipInit
-
-    with torch.device("meta"), SkipInit():
-        return resolve_model(spec, **kwargs)
-
-
 def summary(
     model: nn.Module | str,
     input_size: tuple[int, ...] | None = None,
@@ -243,7 +234,9 @@ def summary(
         )
     )
     if isinstance(model, str):
-        model = build_on_meta(model)
+        from ..resolve import resolve_model
+
+        model = resolve_model(model, meta=True).model
     if input_size is None:
         input_size = getattr(model, "default_input_size", None)
         if input_size is None:

@@ -30,6 +30,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument(
+        "--model",
+        dest="model_file",
+        metavar="FILE.py:NAME",
+        default=None,
+        help="the Python file the checkpoint's model was trained from, named again so that it may "
+        "run: a checkpoint never imports code by itself, and the file's sha256 must match the "
+        "one recorded (default: none; zoo and pattern-line checkpoints need none)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -42,6 +51,7 @@ def _run(args: argparse.Namespace) -> int:
         tta=args.tta,
         batch_size=args.batch,
         device=args.device,
+        model=args.model_file,
     )
     if args.json:
         print(json.dumps(r, indent=1))

@@ -34,9 +34,9 @@ def _rows(pattern: str | None, macs: bool) -> list[dict]:
     from rich.progress import Progress
 
     from .. import summary
-    from ..analysis.summary import build_on_meta
     from ..errors import ModelNotFoundError
     from ..models import get_card, list_models
+    from ..resolve import resolve_model
 
     names = list_models(pattern)
     if not names:
@@ -48,7 +48,7 @@ def _rows(pattern: str | None, macs: bool) -> list[dict]:
             card = get_card(name)
             count = None
             if macs:
-                model = build_on_meta(name)  # no memory, no initialization cost
+                model = resolve_model(name, meta=True).model  # no memory, no initialization cost
                 count = summary(model, input_size=card.input_size, training_memory=False).totals[
                     "macs"
                 ]

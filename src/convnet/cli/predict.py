@@ -25,6 +25,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--heatmap", default=None, metavar="PNG", help="--dense: write the top class's map here"
     )
+    p.add_argument(
+        "--model",
+        dest="model_file",
+        metavar="FILE.py:NAME",
+        default=None,
+        help="the Python file the checkpoint's model was trained from, named again so that it may "
+        "run: a checkpoint never imports code by itself, and the file's sha256 must match the "
+        "one recorded (default: none; zoo and pattern-line checkpoints need none)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -39,6 +48,7 @@ def _run(args: argparse.Namespace) -> int:
         scales=args.scales,
         shifts=args.shifts,
         heatmap=args.heatmap,
+        model=args.model_file,
     )
     for rank, (name, prob) in enumerate(result["top"], 1):
         print(f"{rank}. {name:<20} {100 * prob:6.2f}%")

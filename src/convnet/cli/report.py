@@ -15,11 +15,20 @@ def register(subparsers) -> None:
     p.add_argument(
         "--images", type=int, default=3, help="test images for the activation maps (default 3)"
     )
+    p.add_argument(
+        "--model",
+        dest="model_file",
+        metavar="FILE.py:NAME",
+        default=None,
+        help="the Python file the run's model was trained from, named again so that it may "
+        "run: a checkpoint never imports code by itself, and the file's sha256 must match the "
+        "one recorded (default: none; zoo and pattern-line checkpoints need none)",
+    )
     p.set_defaults(func=_report)
 
 
 def _report(args) -> int:
     from ..viz import build_report
 
-    print(build_report(args.run, args.output, images=args.images))
+    print(build_report(args.run, args.output, images=args.images, model=args.model_file))
     return 0

@@ -54,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
     import shutil
 
     from ..analysis import summary
-    from ..analysis.summary import build_on_meta
+    from ..resolve import resolve_model
 
-    model = build_on_meta(args.model, num_classes=args.num_classes)
+    model = resolve_model(args.model, num_classes=args.num_classes, meta=True).model
     default = getattr(model, "default_input_size", None)
     if args.input:
         size = parse_input(args.input, default[0] if default else None)

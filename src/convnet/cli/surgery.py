@@ -7,9 +7,6 @@ score-map size a larger image gets, and saves the converted state dict.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
 def register(subparsers) -> None:
@@ -50,6 +47,15 @@ def register(subparsers) -> None:
         "--num-classes", type=int, help="classes of the head (zoo, pattern or file models)"
     )
     p.add_argument("--in-chans", type=int, help="input channels (zoo or file models)")
+    p.add_argument(
+        "--model",
+        dest="model_file",
+        metavar="FILE.py:NAME",
+        default=None,
+        help="the Python file a checkpoint's model was trained from, named again so that it may "
+        "run: a checkpoint never imports code by itself, and the file's sha256 must match the "
+        "one recorded (default: none; zoo and pattern-line checkpoints need none)",
+    )
     p.set_defaults(func=run)
 
 
@@ -72,20 +78,16 @@ def parse_size(text: str | None) -> tuple[int, ...] | None:
 
 
 def _load(args) -> tuple[object, str, tuple[int, ...] | None]:
-    path = Path(args.model)
-    if path.exists() and (path.is_dir() or path.suffix in _CHECKPOINT_SUFFIXES):
-        from ..train import load_checkpoint
+    from ..resolve import resolve_model
 
-        model, info = load_checkpoint(path)
-        return model, str(info.get("model") or path), tuple(info.get("input_size") or ()) or None
-    from .._resolve import resolve_model
-
-    model = resolve_model(args.model, num_classes=args.num_classes, in_chans=args.in_chans)
-    if args.weights:
-        from ..models import load_weights
-
-        load_weights(model, args.weights)
-    return model, args.model, None
+    r = resolve_model(
+        args.model,
+        model=args.model_file,
+        num_classes=args.num_classes,
+        in_chans=args.in_chans,
+        weights=args.weights,
+    )
+    return r.model, str((r.checkpoint or {}).get("model") or r.name), r.input_size
 
 
 def run(args: argparse.Namespace) -> int:

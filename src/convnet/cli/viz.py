@@ -52,6 +52,7 @@ def register(subparsers) -> None:
         "filters", help="a conv layer's filters as a grid (default the first conv layer)"
     )
     q.add_argument("model", metavar="MODEL")
+    _model_file(q)
     q.add_argument("--layer", default=None, help="module path of a conv layer, e.g. features.0")
     q.add_argument("--max-filters", type=int, default=None, help="draw at most this many filters")
     common(q, "filters")
@@ -61,6 +62,7 @@ def register(subparsers) -> None:
         "activations", help="a layer's 2D activation maps for one image, most active first"
     )
     q.add_argument("model", metavar="MODEL")
+    _model_file(q)
     q.add_argument("image", metavar="IMAGE")
     q.add_argument("--layer", required=True, help="module path, e.g. features.1")
     q.add_argument("--top", type=int, default=16, help="how many maps (default 16; 0 = all)")
@@ -69,6 +71,7 @@ def register(subparsers) -> None:
 
     q = sub.add_parser("overlay", help="chosen channels' maps over several images, side by side")
     q.add_argument("model", metavar="MODEL")
+    _model_file(q)
     q.add_argument("images", metavar="IMAGE", nargs="+")
     q.add_argument("--layer", required=True, help="module path, e.g. features.28")
     q.add_argument(
@@ -84,6 +87,7 @@ def register(subparsers) -> None:
         "rf", help="the input region one unit sees, and receptive-field size by depth"
     )
     q.add_argument("model", metavar="MODEL")
+    _model_file(q)
     q.add_argument("--layer", required=True, help="module path of the layer, e.g. features.3")
     q.add_argument("--image", default=None, help="draw on this image and show the unit's gradient")
     q.add_argument(
@@ -104,6 +108,24 @@ def register(subparsers) -> None:
     q.set_defaults(func=_curves)
 
 
+def _model_file(q) -> None:
+    q.add_argument(
+        "--model",
+        dest="model_file",
+        metavar="FILE.py:NAME",
+        default=None,
+        help="the Python file a checkpoint's model was trained from, named again so that it may "
+        "run: a checkpoint never imports code by itself, and the file's sha256 must match the "
+        "one recorded (default: none; zoo and pattern-line checkpoints need none)",
+    )
+
+
+def _load(args):
+    from ..resolve import resolve_model
+
+    return resolve_model(args.model, model=args.model_file)
+
+
 def _save(args, fig, kind: str, layer: str | None = None) -> int:
     from ..viz import save_figure
 
@@ -120,37 +142,43 @@ def _save(args, fig, kind: str, layer: str | None = None) -> int:
 
 
 def _inputs(loaded) -> dict:
+    if loaded.input_size is None:
+        from ..errors import ConvnetError
+
+        raise ConvnetError(
+            f"{loaded.name}: input size unknown; give the model a default_input_size (C, H, W)"
+        )
     return {"input_size": loaded.input_size, "mean": loaded.mean, "std": loaded.std}
 
 
 def _filters(args) -> int:
-    from ..viz import conv_layer_paths, filters, load_model
+    from ..viz import conv_layer_paths, filters
 
-    m = load_model(args.model)
+    m = _load(args)
     layer = args.layer or (conv_layer_paths(m.model) or [None])[0]
     return _save(args, filters(m.model, layer, max_filters=args.max_filters), "filters", layer)
 
 
 def _activations(args) -> int:
-    from ..viz import activations, load_model
+    from ..viz import activations
 
-    m = load_model(args.model)
+    m = _load(args)
     fig = activations(m.model, args.image, args.layer, top=args.top or None, **_inputs(m))
     return _save(args, fig, "activations", args.layer)
 
 
 def _overlay(args) -> int:
-    from ..viz import load_model, overlay
+    from ..viz import overlay
 
-    m = load_model(args.model)
+    m = _load(args)
     fig = overlay(m.model, args.images, args.layer, args.channels, labels=args.images, **_inputs(m))
     return _save(args, fig, "overlay", args.layer)
 
 
 def _rf(args) -> int:
-    from ..viz import load_model, receptive_field
+    from ..viz import receptive_field
 
-    m = load_model(args.model)
+    m = _load(args)
     fig = receptive_field(
         m.model, args.layer, args.image, unit=args.unit, channel=args.channel, **_inputs(m)
     )

@@ -30,8 +30,11 @@ FORMAT = "convnet-checkpoint-1"
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     """Write ``state`` atomically with torch.save (tensors moved to the CPU)."""
     state = {"format": FORMAT, **_to_cpu(state)}
-    with atomic_open(path, "wb") as f:
-        torch.save(state, f)
+    try:
+        with atomic_open(path, "wb") as f:
+            torch.save(state, f)
+    except OSError as e:  # a full disk, a read-only folder: the earlier file stays as it was
+        raise CheckpointError(f"cannot write the checkpoint {path}: {e.strerror or e}") from None
 
 
 def read_checkpoint(
@@ -74,80 +77,105 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
+def save_training_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Any,
+    ema: Any,
+    progress: dict[str, Any],
+    spec: dict[str, Any],
+    config: dict[str, Any],
+) -> None:
+    """Save everything a run needs to continue exactly (see the module docstring for the keys):
+    the weights, the optimizer's, schedule's and EMA's states, the RNG state, the progress, the
+    run's spec and its resolved config."""
+    save_checkpoint(
+        path,
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None,
+            "rng": rng_state(),
+            "progress": dict(progress),
+            "spec": spec,
+            "config": config,
+        },
+    )
+
+
+def restore_training_state(
+    state: dict[str, Any],
+    path: str | os.PathLike,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: Any,
+    ema: Any,
+) -> None:
+    """Load a training checkpoint's weights and optimizer, schedule, EMA and RNG states.
+
+    The optimizer keeps this run's hyperparameters (learning rate, momentum, weight decay, betas):
+    only its buffers come from the checkpoint, so a resume with a changed ``--lr`` trains at the
+    new rate from the resumed step. With unchanged settings they are the saved values anyway.
+    """
+    hyper = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        if ema is not None and state.get("ema"):
+            ema.load_state_dict(state["ema"])
+        set_rng_state(state["rng"])
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(
+            f"{path}: cannot resume from it ({type(e).__name__}: {first}); start a new --out"
+        ) from None
+    for group, h in zip(optimizer.param_groups, hyper):
+        group.update(h)
+
+
 def build_model(
     model_spec: str,
     num_classes: int | None,
     in_chans: int | None,
     input_size: tuple[int, int, int] | None,
 ) -> nn.Module:
-    """The untrained model a MODEL string names, for ``num_classes`` classes of ``input_size`` images.
+    """The untrained model a MODEL string names, for ``num_classes`` classes of ``input_size``
+    images (``convnet.resolve.resolve_model``; a pattern line without ``INPUT[WxHxD]`` is built
+    for ``input_size``)."""
+    from ..resolve import resolve_model
 
-    A pattern-language line without ``INPUT[WxHxD]`` is built for ``input_size`` (the data's
-    channels and the size the images reach the model at), not the notation's 32x32x3 default.
-    """
-    import re
-
-    from .._resolve import _looks_like_notation, resolve_model
-    from ..models import is_model
-
-    spec = model_spec.strip()
-    if input_size and not is_model(spec) and ".py:" not in spec and _looks_like_notation(spec):
-        from .. import notation
-
-        if not re.search(r"INPUT\s*\[", spec, re.IGNORECASE):
-            return notation.build(spec, num_classes=num_classes, input_size=tuple(input_size))
-    return resolve_model(spec, num_classes=num_classes, in_chans=in_chans)
-
-
-def build_from_spec(spec: dict[str, Any]) -> nn.Module:
-    """Rebuild the untrained model a checkpoint's ``spec`` names."""
-    model_spec = spec.get("model")
-    if not model_spec:
-        raise CheckpointError(
-            "checkpoint does not say how to build its model (it was trained from a Python object); "
-            "build the model yourself and load read_checkpoint(path)['model']"
-        )
-    size = spec.get("input_size")
-    model = build_model(
-        model_spec, spec.get("num_classes"), spec.get("in_chans"), tuple(size) if size else None
-    )
-    if size:
-        model.default_input_size = tuple(size)
-    return model
+    return resolve_model(
+        model_spec, num_classes=num_classes, in_chans=in_chans, input_size=input_size
+    ).model
 
 
 def load_checkpoint(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu", use_ema: bool = True
+    path: str | os.PathLike,
+    map_location: str | torch.device = "cpu",
+    use_ema: bool = True,
+    *,
+    model: str | nn.Module | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a trained model from a run's checkpoint (a file, or a run folder: best.pt first).
 
     Returns ``(model, info)``: the model in eval mode with the evaluated weights (the EMA when the
     run kept one and ``use_ema``), and ``info`` with ``model`` (the MODEL string), ``num_classes``,
-    ``in_chans``, ``input_size`` (C, H, W), ``classes``, ``mean``, ``std``, ``epoch``, ``step``,
-    ``best_top1``, ``config`` and ``path``.
+    ``in_chans``, ``input_size`` (C, H, W), ``classes``, ``mean``, ``std``, ``source``,
+    ``epoch``, ``step``, ``best_top1``, ``config`` and ``path``.
+
+    Loading runs no code the checkpoint names: a run trained from ``file.py:Name`` needs
+    ``model="file.py:Name"`` (the file's sha256 must match the record), or a module to load the
+    weights into (see ``convnet.resolve``).
     """
-    state = read_checkpoint(path, map_location)
-    spec = dict(state.get("spec") or {})
-    model = build_from_spec(spec)
-    weights = state["ema"]["weights"] if use_ema and state.get("ema") else state["model"]
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
-        raise CheckpointError(
-            f"{path}: weights do not fit the model {spec.get('model')!r}: {e}"
-        ) from None
-    model.to(map_location).eval()
-    progress = state.get("progress", {})
-    info = {
-        **spec,
-        "input_size": tuple(spec.get("input_size") or ()),
-        "epoch": int(progress.get("epoch", 0)),
-        "step": int(progress.get("global_step", 0)),
-        "best_top1": float(progress.get("best_top1", 0.0)),
-        "config": state.get("config", {}),
-        "path": str(path),
-    }
-    return model, info
+    from ..resolve import resolve_model
+
+    r = resolve_model(Path(path), model=model, map_location=map_location, use_ema=use_ema)
+    return r.model, r.checkpoint
 
 
 def _to_cpu(obj: Any) -> Any:

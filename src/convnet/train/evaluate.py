@@ -151,13 +151,15 @@ def evaluate(
     batch_size: int = 512,
     device: str = "auto",
     progress: bool = False,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate one checkpoint, or an ensemble of several, on a data set's test split.
 
     ``data`` is a spec for ``convnet.data.load`` or a Dataset; ``None`` = the data the first
     checkpoint was trained on. Returns ``n``, ``loss``, ``top1``, ``top5`` (percent),
     ``per_class`` (class -> top-1 percent), ``classes``, ``confusion`` (rows: true class,
-    columns: predicted), ``models`` and ``tta``.
+    columns: predicted), ``models`` and ``tta``. ``model`` names the ``file.py:Name`` the
+    checkpoints were trained from (a checkpoint never imports it by itself).
     """
     from .checkpoint import load_checkpoint
     from .loader import Loader
@@ -167,7 +169,7 @@ def evaluate(
     if not paths:
         raise ConvnetError("evaluate: give at least one checkpoint")
     dev = pick_device(device)
-    loaded = [load_checkpoint(p, map_location=dev) for p in paths]
+    loaded = [load_checkpoint(p, map_location=dev, model=model) for p in paths]
     if data is None:
         data = (loaded[0][1].get("config") or {}).get("data")
         if not data:

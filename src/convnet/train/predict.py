@@ -77,13 +77,16 @@ def predict(
     scales: Sequence[float] = (1.0,),
     shifts: int = 1,
     heatmap: str | os.PathLike | None = None,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """Top-``top`` ``(class name, probability)`` pairs for ``image``; with ``dense`` the
-    probabilities are averaged over every window at every scale (FC layers run as convolutions)."""
+    probabilities are averaged over every window at every scale (FC layers run as convolutions).
+    ``model`` names the ``file.py:Name`` the checkpoint was trained from (a checkpoint never
+    imports it by itself)."""
     from .checkpoint import load_checkpoint
     from .evaluate import main_logits
 
-    model, info = load_checkpoint(checkpoint)
+    net, info = load_checkpoint(checkpoint, model=model)
     classes = info.get("classes") or [str(i) for i in range(info["num_classes"])]
     raw = read_image(image, info["input_size"][0])
     x = prepare(raw, info, dense=dense)
@@ -92,7 +95,7 @@ def predict(
         from ..surgery import dense_predict, save_heatmap
 
         res = dense_predict(
-            model, x, scales=tuple(scales), shifts=shifts, input_size=tuple(info["input_size"])
+            net, x, scales=tuple(scales), shifts=shifts, input_size=tuple(info["input_size"])
         )
         probs = res.probs
         if heatmap is not None:
@@ -100,7 +103,7 @@ def predict(
             out["heatmap"] = str(heatmap)
     else:
         with torch.no_grad():
-            probs = main_logits(model(x[None]), output_kind(model)).float().softmax(1)[0]
+            probs = main_logits(net(x[None]), output_kind(net)).float().softmax(1)[0]
     p, i = probs.topk(min(top, probs.numel()))
     out["top"] = [(classes[int(k)], float(v)) for k, v in zip(i, p)]
     out["probs"] = probs

@@ -7,7 +7,7 @@ Every function takes a plain ``torch.nn.Module`` (or a run folder) and returns a
 
 from __future__ import annotations
 
-from ._images import Loaded, conv_layer_paths, figure_bytes, load_image, load_model, save_figure
+from ._images import conv_layer_paths, figure_bytes, load_image, save_figure
 from .activations import activation_maps, activations, rank_channels
 from .curves import confusion, curves, read_metrics
 from .filters import filters
@@ -16,7 +16,6 @@ from .receptive_field import Region, effective_field, input_region, receptive_fi
 from .report import build_report
 
 __all__ = [
-    "Loaded",
     "Region",
     "activation_maps",
     "activations",
@@ -29,7 +28,6 @@ __all__ = [
     "filters",
     "input_region",
     "load_image",
-    "load_model",
     "overlay",
     "rank_channels",
     "read_metrics",

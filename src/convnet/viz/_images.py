@@ -1,5 +1,5 @@
 """Shared plumbing for the figures: find a layer by its module path, capture its output, load
-the model and the images a user names, and write figures to disk.
+the images a user names, and write figures to disk (models come from ``convnet.resolve``).
 
 A figure never calls ``plt.show``: everything draws on ``matplotlib.figure.Figure`` objects
 (no pyplot state machine), so it works the same on a headless machine and in a notebook.
@@ -11,7 +11,6 @@ import io
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,6 @@ import torch.nn as nn
 from matplotlib.figure import Figure
 
 from ..errors import ConvnetError, DataError
-
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors", ".ckpt")
-
 
 # --- layers -------------------------------------------------------------------------------
 
@@ -139,67 +135,6 @@ def minmax(a: np.ndarray) -> np.ndarray:
     if hi - lo < 1e-12:
         return np.full_like(a, 0.5, dtype=np.float32)
     return ((a - lo) / (hi - lo)).astype(np.float32)
-
-
-# --- models -------------------------------------------------------------------------------
-
-
-@dataclass
-class Loaded:
-    """A model ready to look at, and what is known about its inputs."""
-
-    model: nn.Module
-    input_size: tuple[int, int, int]  # (C, H, W)
-    mean: tuple[float, ...] | None = None  # per channel, on pixels scaled to [0, 1]
-    std: tuple[float, ...] | None = None
-    classes: list[str] | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-    name: str = ""
-
-
-def load_model(
-    spec: str | os.PathLike | nn.Module, input_size: Sequence[int] | None = None
-) -> Loaded:
-    """Load what a user typed for a model: a checkpoint file or run folder, a zoo name or a
-    notation line.
-
-    A checkpoint goes through ``convnet.train.load_checkpoint`` (weights-only loading) and
-    brings its normalization and class names; a zoo or notation model comes untrained (He
-    initialized), at its ``default_input_size``.
-    """
-    if isinstance(spec, nn.Module):
-        model, info, name = spec, {}, type(spec).__name__
-    elif (
-        Path(str(spec)).suffix in CHECKPOINT_SUFFIXES
-        or Path(str(spec)).is_file()
-        or (Path(str(spec)) / "best.pt").is_file()
-        or (Path(str(spec)) / "last.pt").is_file()
-    ):
-        path = Path(str(spec))  # a checkpoint file or a run folder (best.pt first)
-        if not (path.is_file() or path.is_dir()):
-            raise ConvnetError(f"checkpoint not found: {path}")
-        from ..train import load_checkpoint
-
-        model, info = load_checkpoint(path, map_location="cpu")
-        info = dict(info or {})
-        name = str(path)
-    else:
-        from .._resolve import resolve_model
-
-        model, info, name = resolve_model(str(spec)), {}, str(spec)
-    size = input_size or info.get("input_size") or getattr(model, "default_input_size", None)
-    if size is None:
-        raise ConvnetError(f"{name}: input size unknown; pass input_size=(C, H, W)")
-    mean, std = info.get("mean"), info.get("std")
-    return Loaded(
-        model=model.eval(),
-        input_size=tuple(int(s) for s in size),
-        mean=tuple(float(v) for v in mean) if mean is not None else None,
-        std=tuple(float(v) for v in std) if std is not None else None,
-        classes=list(info["classes"]) if info.get("classes") is not None else None,
-        info=info,
-        name=name,
-    )
 
 
 # --- images -------------------------------------------------------------------------------

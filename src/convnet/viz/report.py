@@ -20,7 +20,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..errors import ConvnetError
-from ._images import Loaded, conv_layer_paths, figure_bytes, load_model
+from ..resolve import Resolved, resolve_model
+from ._images import conv_layer_paths, figure_bytes
 
 _CSS = """
 body { font: 15px/1.5 -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #1d2330;
@@ -48,12 +49,14 @@ def build_report(
     *,
     images: int = 3,
     dpi: int = 100,
+    model: str | None = None,
 ) -> Path:
     """Write ``run/report.html`` (or ``output``) for the run folder ``run``; return its path.
 
     Sections are drawn from whatever the run holds: ``config.json``, ``result.json``,
     ``metrics.jsonl``, ``confusion.json`` and a checkpoint (``best.pt``, else ``last.pt``);
-    ``images`` test images of the run's data feed the activation maps.
+    ``images`` test images of the run's data feed the activation maps. ``model`` names the
+    ``file.py:Name`` a run was trained from (a checkpoint never imports it by itself).
     """
     from .._io import atomic_write_text
 
@@ -64,13 +67,13 @@ def build_report(
         raise ConvnetError(
             f"{run} is not a run folder: it has no config.json, metrics.jsonl or checkpoint"
         )
-    page = render_report(run, images=images, dpi=dpi)
+    page = render_report(run, images=images, dpi=dpi, model=model)
     out = Path(output) if output is not None else run / "report.html"
     atomic_write_text(out, page)
     return out
 
 
-def render_report(run: Path, *, images: int = 3, dpi: int = 100) -> str:
+def render_report(run: Path, *, images: int = 3, dpi: int = 100, model: str | None = None) -> str:
     """The report's HTML text (see ``build_report``)."""
     config = _read_json(run / "config.json")
     result = _read_json(run / "result.json")
@@ -79,7 +82,7 @@ def render_report(run: Path, *, images: int = 3, dpi: int = 100) -> str:
     body.append(_cards(result, conf))
     if config:
         body += ["<h2>Configuration</h2>", _config_table(config)]
-    loaded, why = _checkpoint(run)
+    loaded, why = _checkpoint(run, model)
     if loaded is not None:
         body += ["<h2>Model</h2>", _summary_table(loaded)]
     if (run / "metrics.jsonl").is_file():
@@ -174,14 +177,14 @@ def _config_table(config: dict) -> str:
     return f"<div class='cols'><table>{rows}</table></div>"
 
 
-def _checkpoint(run: Path) -> tuple[Loaded | None, str]:
+def _checkpoint(run: Path, model: str | None) -> tuple[Resolved | None, str]:
     for name in ("best.pt", "last.pt"):
         if (run / name).is_file():
-            return load_model(run / name), ""
+            return resolve_model(run / name, model=model), ""
     return None, "the run folder holds no best.pt or last.pt"
 
 
-def _summary_table(loaded: Loaded) -> str:
+def _summary_table(loaded: Resolved) -> str:
     from ..analysis import summary
 
     s = summary(loaded.model, input_size=loaded.input_size).to_dict()
@@ -213,7 +216,7 @@ def _summary_table(loaded: Loaded) -> str:
     return f"{foot}<table><tr>{th}</tr>{''.join(rows)}</table>"
 
 
-def _learned(loaded: Loaded, config: dict | None, images: int, dpi: int) -> list[str]:
+def _learned(loaded: Resolved, config: dict | None, images: int, dpi: int) -> list[str]:
     from .activations import activations
     from .filters import filters
     from .overlay import overlay
@@ -255,7 +258,7 @@ def _learned(loaded: Loaded, config: dict | None, images: int, dpi: int) -> list
 
 
 def _test_images(
-    loaded: Loaded, config: dict | None, n: int
+    loaded: Resolved, config: dict | None, n: int
 ) -> tuple[list[np.ndarray], list[str], str]:
     """``n`` test images of distinct classes from the run's data, as (H, W, C) uint8 arrays."""
     spec = (config or {}).get("data")
