@@ -10,17 +10,28 @@ Two ways in:
 The backend is NCCL when each process has a GPU, else gloo. The process group's timeout is short
 (``TrainConfig.dist_timeout``) so a rank that died makes the others fail within seconds-to-a-minute
 with a TrainingError instead of hanging.
+
+This module also holds what every process of a run must agree on: the device, the autocast
+choice, a SIGTERM that stops all ranks at the same step (:class:`StopRequest`, :func:`agree`) and
+the sums over ranks (:func:`all_sum`).
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+import signal
 import socket
+import sys
+import threading
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from ..errors import ConvnetError, TrainingError
 
 
 @dataclass(frozen=True)
@@ -81,27 +92,219 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+def pick_device(device: str = "auto") -> torch.device:
+    """``auto``: the GPU when torch sees one, else the CPU; anything else as torch names it."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 def local_device(d: Dist, device: str) -> torch.device:
     """cuda:LOCAL_RANK when GPUs are used, else cpu."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    dev = pick_device(device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", d.local_rank % max(1, torch.cuda.device_count()))
     return dev
 
 
-def spawn(fn, nproc: int, args: tuple) -> None:
-    """Run ``fn(rank, nproc, *args)`` in ``nproc`` fresh processes on this machine."""
+def autocast_for(precision: str, device: torch.device) -> AbstractContextManager:
+    """bf16 autocast for ``precision="bf16"``, or for ``"auto"`` on a CUDA GPU with bf16; else a
+    no-op context (fp32)."""
+    if precision == "auto":
+        use = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    else:
+        use = precision == "bf16"
+    return torch.autocast(device.type, dtype=torch.bfloat16) if use else nullcontext()
+
+
+def agree(flag: bool, d: Dist) -> bool:
+    """True on every rank when any rank's ``flag`` is true (one all-reduce; free with 1 process)."""
+    if not d.enabled:
+        return flag
+    t = torch.tensor([int(flag)])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def all_sum(t: torch.Tensor, d: Dist) -> torch.Tensor:
+    """The sum of ``t`` over ranks (a copy; ``t`` itself with 1 process)."""
+    if d.enabled:
+        t = t.clone()
+        dist.all_reduce(t)
+    return t
+
+
+def all_min(t: torch.Tensor, d: Dist) -> torch.Tensor:
+    """The element-wise minimum of ``t`` over ranks (a copy; ``t`` itself with 1 process)."""
+    if d.enabled:
+        t = t.clone()
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return t
+
+
+class StopRequest:
+    """While entered, SIGTERM sets ``requested`` instead of killing the process.
+
+    The loop reads it at its sync points through :func:`agree`, so every rank stops after the
+    same step and rank 0 saves that step. Entering is re-entrant (a spawned rank installs it
+    from its first line, the loop enters it again); leaving the outermost ``with`` restores the
+    previous handler. Outside the main thread (where Python allows no handlers) it does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._depth = 0
+        self._old: Any = None
+        self._installed = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __enter__(self) -> StopRequest:
+        if self._depth == 0 and threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+            self._installed = True
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._installed:
+            signal.signal(signal.SIGTERM, self._old)
+            self._installed = False
+
+
+class RankDied(TrainingError):
+    """A spawned training process ended without reporting an error (killed, or it crashed)."""
+
+
+def spawn(fn, nproc: int, args: tuple, grace_s: float = 5.0) -> None:
+    """Run ``fn(rank, nproc, *args, stop=StopRequest)`` in ``nproc`` fresh processes.
+
+    SIGTERM to this process is passed on to every rank (each saves at the step the ranks agree
+    on, then returns). When a rank fails, the others get ``grace_s`` seconds to end and are then
+    killed; the error raised here is one line: the ConvnetError a rank raised (a user's mistake
+    is seen by every rank alike), else :class:`RankDied` naming the rank and its signal or exit
+    code, else the first other failure as a TrainingError.
+    """
     import torch.multiprocessing as mp
 
+    ctx = mp.get_context("spawn")
+    reports = ctx.SimpleQueue()
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ["MASTER_PORT"] = str(free_port())
-    mp.spawn(_entry, args=(fn, nproc, args), nprocs=nproc, join=True)
+    procs = [
+        ctx.Process(
+            target=_entry, args=(rank, fn, nproc, args, reports), name=f"convnet-rank{rank}"
+        )
+        for rank in range(nproc)
+    ]
+    for p in procs:
+        p.start()
+
+    def forward(signum: int, frame: Any) -> None:
+        for p in procs:
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signal.SIGTERM)
+
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, forward) if main else None
+    try:
+        failed = _join(procs, grace_s)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, old)
+        for p in procs:  # after a failure or ^C: nobody outlives the run
+            if p.is_alive():
+                p.kill()
+            p.join()
+    if failed is not None:
+        raise _failure(failed, procs, _drain(reports))
 
 
-def _entry(rank: int, fn, nproc: int, args: tuple) -> None:
+def _join(procs: list, grace_s: float) -> int | None:
+    """Wait for every process; return the rank of the first to exit non-zero (None: all ok)."""
+    from multiprocessing.connection import wait
+
+    live = {p.sentinel: rank for rank, p in enumerate(procs)}
+    while live:
+        for sentinel in wait(list(live)):
+            rank = live.pop(sentinel)
+            procs[rank].join()
+            if procs[rank].exitcode != 0:
+                wait(list(live), timeout=grace_s)  # the others may be reporting the same error
+                return rank
+    return None
+
+
+def _drain(reports: Any) -> list[tuple[int, BaseException]]:
+    out = []
+    while not reports.empty():
+        out.append(reports.get())
+    return sorted(out, key=lambda r: r[0])
+
+
+def _failure(rank: int, procs: list, reports: list[tuple[int, BaseException]]) -> ConvnetError:
+    """The one error to raise for a failed spawn (see :func:`spawn`)."""
+    for _, e in reports:
+        if isinstance(e, ConvnetError) and not isinstance(e, RankDied):
+            return e
+    code = procs[rank].exitcode
+    if not any(r == rank for r, _ in reports):
+        how = f"exit code {code}"
+        if code is not None and code < 0:
+            try:
+                how = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"killed by signal {-code}"
+        return RankDied(f"training process {rank} of {len(procs)} died ({how})")
+    return (
+        reports[0][1]
+        if isinstance(reports[0][1], ConvnetError)
+        else TrainingError(str(reports[0][1]))
+    )
+
+
+def _entry(rank: int, fn, nproc: int, args: tuple, reports: Any) -> None:
+    """A spawned rank: report an error to the parent as one line instead of a traceback."""
     os.environ.update(
         RANK=str(rank), WORLD_SIZE=str(nproc), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(nproc)
     )
-    fn(rank, nproc, *args)
+    _die_with_parent()
+    with StopRequest() as stop:  # from the first line: a SIGTERM during set-up is not lost
+        try:
+            fn(rank, nproc, *args, stop=stop)
+        except ConvnetError as e:
+            try:
+                reports.put((rank, e))
+            except Exception:  # an error class that does not pickle: keep its message
+                reports.put((rank, ConvnetError(str(e))))
+            sys.exit(2)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except Exception as e:
+            reports.put((rank, TrainingError(f"training process {rank}: {_one_line(e)}")))
+            sys.exit(1)
+
+
+def _one_line(e: BaseException) -> str:
+    """``Type: first line of the message (at file:line)`` for an unexpected exception."""
+    import traceback
+
+    first = (str(e).strip().splitlines() or [""])[0]
+    frames = traceback.extract_tb(e.__traceback__)
+    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return f"{type(e).__name__}: {first}{where}"
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this rank when the parent process dies, so it saves and exits instead of
+    training on as an orphan."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass

@@ -97,6 +97,21 @@ def predict_probs(
     return total / len(vs)
 
 
+@torch.no_grad()
+def validate(
+    model: nn.Module, loader: Any, classes: Sequence[str], autocast: Any = None
+) -> dict[str, Any]:
+    """:meth:`Tally.result` of ``model`` over every batch of ``loader`` (summed over processes
+    when a process group is up); the model is left in training mode."""
+    model.eval()
+    tally = Tally(len(classes), loader.device)
+    for _, xb, yb in loader.batches(0):
+        tally.add(predict_probs(model, xb, None, autocast), yb)
+    tally.all_reduce()
+    model.train()
+    return tally.result(classes)
+
+
 class Tally:
     """Running sums of an evaluation: loss, top-k hits and the confusion matrix (true x predicted)."""
 
@@ -162,8 +177,8 @@ def evaluate(
     checkpoints were trained from (a checkpoint never imports it by itself).
     """
     from .checkpoint import load_checkpoint
+    from .distributed import pick_device
     from .loader import Loader
-    from .loop import pick_device
 
     paths = [checkpoints] if isinstance(checkpoints, str | os.PathLike) else list(checkpoints)
     if not paths:

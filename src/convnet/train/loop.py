@@ -1,18 +1,21 @@
-"""The training loop: ``fit(model, data, config)``. It reads top to bottom:
+"""The training loop: ``fit(model, data, config)``. ``_run`` reads top to bottom:
 
-set up (device, processes, data, model, optimizer, schedule) -> resume -> for each epoch: steps
-(forward under autocast, loss with auxiliary heads, backward, clip, step, EMA), checkpoints every N
-steps, evaluation, records, last/best checkpoints -> final report and result.json.
+set up (data, model, loaders, optimizer, schedule) -> resume -> for each epoch: for each batch:
+``train_step`` (forward under autocast, loss with auxiliary heads, backward, clip, step, EMA); a
+checkpoint every N steps and at a SIGTERM -> end of epoch (evaluate, record, save best and last)
+-> finish (result.json, confusion.json, curves).
+
+Around it: ``fit`` claims the run folder (one run per folder) and either trains in this process,
+joins a torchrun process group, or spawns ``nproc`` processes (``distributed``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 import warnings
-from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +27,37 @@ from .._io import atomic_write_text
 from ..errors import ConvnetError, TrainingError
 from ..models._output import output_kind
 from . import distributed as D
-from .checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import read_checkpoint, restore_training_state, save_training_checkpoint
 from .config import TrainConfig
-from .evaluate import Tally, main_logits, main_output, predict_probs
+from .evaluate import main_logits, main_output, validate
 from .loader import Augment, Loader
-from .metrics import EpochBar, RunLog, print_epoch, print_report
+from .metrics import EpochBar, EpochSums, RunLog, print_epoch, print_report
 from .optim import EMA, LRSchedule, build_optimizer
+from .run import Progress, RunSpec, prepare_model
+from .run_folder import claim_run_folder
 
-_NONE = 2**62  # "no non-finite loss seen" marker for the first-bad-step tensor
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """``auto``: the GPU when torch sees one, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+# settings a resumed run may not change: the saved model, optimizer and data order need them
+_RESUME_FIXED = (
+    "model",
+    "data",
+    "batch_size",
+    "seed",
+    "optimizer",
+    "no_decay_bn_bias",
+    "ema",
+    "drop_last",
+    "nproc",
+)
+# settings that do not change what is computed
+_RESUME_FREE = (
+    "out",
+    "progress",
+    "device",
+    "num_threads",
+    "dist_timeout",
+    "eval_batch_size",
+    "checkpoint_every",
+)
 
 
 def split_outputs(out: Any, kind: str = "scores") -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -68,19 +87,424 @@ def training_loss(
     return loss, main
 
 
-# settings a resumed run may not change: the saved model, optimizer and data order need them
-_RESUME_FIXED = ("model", "data", "batch_size", "seed", "optimizer", "ema", "drop_last", "nproc")
-# settings that do not change what is computed
-_RESUME_FREE = ("out", "progress", "device", "num_threads", "dist_timeout", "eval_batch_size")
+def fit(
+    model: nn.Module | str,
+    data: Any = "mnist-sample",
+    config: TrainConfig | None = None,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Train ``model`` (a module, a zoo name, a pattern-language line or ``file.py:Name``) on
+    ``data`` (a Dataset or a ``convnet.data.load`` spec) and return the result: ``best_top1``,
+    ``final_top1``, ``final_top5``, ``epochs``, ``seconds``, ``images_per_second``, ``per_class``,
+    ``confusion``, ``out``, ``status`` ("done" or "terminated").
+
+    ``config.out`` is the run folder: a new run needs it new or empty; ``resume`` continues the
+    run in it (or finishes one killed after its last checkpoint); ``force`` moves what is there
+    into ``out/replaced-TIME/`` first. While training, the folder is locked against other runs.
+    With ``config.nproc > 1`` it spawns that many processes (DistributedDataParallel); under
+    torchrun it joins the process group the environment describes.
+    """
+    cfg = (config or TrainConfig()).replace(**overrides) if overrides else (config or TrainConfig())
+    if resume and force:
+        raise ConvnetError(
+            "--resume continues the run in --out and --force starts a new one there; give one"
+        )
+    world = D.env_world()
+    if world is None and cfg.nproc > 1:
+        return _spawn(model, data, cfg, resume, force)
+    d = world or D.Dist()
+    with claim_run_folder(cfg.out if d.is_main else None, resume=resume, force=force):
+        return _train(model, data, cfg, resume, d)
 
 
-def _check_resume(saved: dict[str, Any], now: dict[str, Any], out: Path, warn: bool = True) -> None:
+def _spawn(model: Any, data: Any, cfg: TrainConfig, resume: bool, force: bool) -> dict[str, Any]:
+    """Train in ``cfg.nproc`` processes; this one holds the run folder and passes SIGTERM on."""
+    import tempfile
+
+    tmp = None
+    if cfg.out is None:
+        tmp = tempfile.TemporaryDirectory(prefix="convnet-run-")
+        cfg = cfg.replace(out=tmp.name)
+    out = Path(cfg.out)
+    try:
+        with claim_run_folder(out, resume=resume, force=force):
+            try:
+                D.spawn(_spawned, cfg.nproc, (model, data, cfg, resume))
+            except D.RankDied as e:
+                kept = (
+                    f"{out / 'last.pt'} holds the last checkpoint (continue with --resume)"
+                    if tmp is None and (out / "last.pt").is_file()
+                    else "no checkpoint was saved"
+                )
+                raise TrainingError(f"{e}; {kept}") from None
+        result = json.loads((out / "result.json").read_text())
+        if tmp is not None:
+            result["out"] = None
+        return result
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _spawned(
+    rank: int, world: int, model: Any, data: Any, cfg: TrainConfig, resume: bool, *, stop=None
+) -> None:
+    _train(model, data, cfg, resume, D.Dist(rank, world, rank), stop)
+
+
+def _train(
+    model: Any,
+    data: Any,
+    cfg: TrainConfig,
+    resume: bool,
+    d: D.Dist,
+    stop: D.StopRequest | None = None,
+) -> dict[str, Any]:
+    device = D.local_device(d, cfg.device)
+    if cfg.num_threads or d.enabled:
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", d.world))
+        torch.set_num_threads(cfg.num_threads or max(1, (os.cpu_count() or 1) // local_world))
+    if d.enabled:
+        D.init(d, device, cfg.dist_timeout)
+    try:
+        with stop or D.StopRequest() as stop:
+            result = _run(model, data, cfg, resume, d, device, stop)
+        D.barrier()  # tear the group down together: gloo can abort a rank that leaves early
+        return result
+    finally:
+        D.shutdown()
+
+
+@dataclass
+class Run:
+    """What one training process holds: the run's description, the model and its optimizer,
+    the data loaders and where the run stands."""
+
+    cfg: TrainConfig
+    d: D.Dist
+    out: Path | None
+    spec: RunSpec
+    config: dict[str, Any]  # the resolved config, as config.json and checkpoints record it
+    model: nn.Module  # the weights that are saved
+    net: nn.Module  # what runs the forward pass: the model, DDP- and/or compile-wrapped
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    ema: EMA | None
+    autocast: Any
+    kind: str  # output_kind: a model ending in a softmax trains on log p
+    loader: Loader
+    val_loader: Loader
+    progress: Progress
+    guard: FiniteGuard
+    log: RunLog | None = None
+
+
+def _run(
+    model: Any,
+    data: Any,
+    cfg: TrainConfig,
+    resume: bool,
+    d: D.Dist,
+    device: torch.device,
+    stop: D.StopRequest,
+) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    if isinstance(data, str):
+        from ..data import load
+
+        data = load(data)
+    run = _setup(model, data, cfg, d, device)
+    if resume and run.out is not None:
+        _resume(run)
+    if run.out is not None and d.is_main:
+        atomic_write_text(run.out / "config.json", json.dumps(run.config, indent=2) + "\n")
+    run.log = RunLog(run.out if d.is_main else None, resume=resume)
+    run.log.truncate(run.progress.epoch)
+    _announce(run, data, device)
+    sync_every = 1 if device.type == "cpu" and not d.enabled else 20
+    p, n_batches = run.progress, len(run.loader)
+    final: dict[str, Any] = {}
+    stopping = False
+    for epoch in range(p.epoch, cfg.epochs):
+        run.model.train()
+        sums = EpochSums(p.loss_sum, p.correct, device)
+        bar = EpochBar(d.is_main and cfg.progress, epoch, cfg.epochs, n_batches, p.step_in_epoch)
+        t_epoch = time.perf_counter() - p.epoch_seconds
+        for k, xb, yb in run.loader.batches(epoch, start=p.step_in_epoch):
+            loss, logits = train_step(run, xb, yb)
+            run.guard.observe(loss, p.global_step)
+            sums.add(loss, logits, yb)
+            p.global_step, p.step_in_epoch, p.count = p.global_step + 1, k + 1, p.count + len(yb)
+            due = cfg.checkpoint_every > 0 and p.global_step % cfg.checkpoint_every == 0
+            if due or (k + 1) % sync_every == 0 or k + 1 == n_batches:
+                run.guard.check(run)
+                stopping = D.agree(stop.requested, d)
+                bar.update(
+                    k + 1, *_running(sums, p), p.count * d.world, time.perf_counter() - t_epoch
+                )
+            if (due or stopping) and k + 1 < n_batches:
+                p.loss_sum, p.correct = float(sums.loss), int(sums.correct)
+                p.epoch_seconds = time.perf_counter() - t_epoch
+                _checkpoint(run)
+            if stopping:
+                break
+        bar.close()
+        if stopping and p.step_in_epoch < n_batches:
+            break
+        final = _end_epoch(run, epoch, sums, t_epoch)
+        if stopping:
+            break
+    return _finish(run, final, "terminated" if stopping else "done", t_start)
+
+
+def _setup(model: Any, data: Any, cfg: TrainConfig, d: D.Dist, device: torch.device) -> Run:
+    """Build the model for the data and everything that trains it; nothing is read or written."""
+    torch.manual_seed(cfg.seed)
+    model, spec = prepare_model(model, data)
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    common = dict(
+        input_size=spec.input_size,
+        mean=data.mean,
+        std=data.std,
+        rank=d.rank,
+        world=d.world,
+        device=device,
+        channels_last=cfg.channels_last,
+    )
+    loader = Loader(
+        data.x_train,
+        data.y_train,
+        cfg.batch_size,
+        train=True,
+        seed=cfg.seed,
+        augment=Augment(cfg.crop_padding, cfg.hflip, cfg.cutout),
+        drop_last=cfg.drop_last,
+        **common,
+    )
+    val_loader = Loader(data.x_test, data.y_test, cfg.eval_batch_size, train=False, **common)
+    if len(loader) == 0:
+        raise ConvnetError(
+            f"batch {cfg.batch_size} is larger than the {data.x_train.shape[0]} training images"
+        )
+    optimizer = build_optimizer(model, cfg)
+    net = model
+    if d.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        net = DDP(model, device_ids=[device] if device.type == "cuda" else None)
+    if cfg.compile:
+        net = torch.compile(net)
+    out = Path(cfg.out) if cfg.out else None
+    return Run(
+        cfg=cfg,
+        d=d,
+        out=out,
+        spec=spec,
+        config={"model": spec.model, "data": spec.data, **cfg.to_dict()},
+        model=model,
+        net=net,
+        optimizer=optimizer,
+        schedule=LRSchedule(optimizer, cfg, len(loader)),
+        ema=EMA(model, cfg.ema) if cfg.ema > 0 else None,
+        autocast=D.autocast_for(cfg.precision, device),
+        kind=output_kind(model),
+        loader=loader,
+        val_loader=val_loader,
+        progress=Progress(),
+        guard=FiniteGuard(device, d, out),
+    )
+
+
+def train_step(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a batch at the schedule's rate for the current global step:
+    forward under autocast, loss (with auxiliary heads), backward, clip, step, EMA update.
+    Returns the loss and the main logits, detached; reads nothing back from the device."""
+    run.schedule.set(run.progress.global_step)
+    with run.autocast:
+        outputs = run.net(x)
+    loss, logits = training_loss(outputs, y, run.cfg, run.kind)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if run.cfg.clip_grad > 0:
+        nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.clip_grad)
+    run.optimizer.step()
+    if run.ema is not None:
+        run.ema.update(run.model)
+    return loss.detach(), logits.detach()
+
+
+def _running(sums: EpochSums, p: Progress) -> tuple[float, float]:
+    """The epoch's mean loss and top-1 (percent) so far, on this process."""
+    return float(sums.loss) / max(1, p.count), 100.0 * float(sums.correct) / max(1, p.count)
+
+
+def _checkpoint(run: Run, name: str = "last.pt") -> None:
+    """Save ``out/name`` (rank 0) once every rank agrees the loss and weights are finite."""
+    run.guard.check(run, weights=True)  # a collective: every rank calls it
+    if run.out is None or not run.d.is_main:
+        return
+    save_training_checkpoint(
+        run.out / name,
+        model=run.model,
+        optimizer=run.optimizer,
+        schedule=run.schedule,
+        ema=run.ema,
+        progress=run.progress.state_dict(),
+        spec=run.spec.to_dict(),
+        config=run.config,
+    )
+    if name == "last.pt":
+        run.guard.saved_step = run.progress.global_step
+
+
+def _end_epoch(run: Run, epoch: int, sums: EpochSums, t_epoch: float) -> dict[str, Any]:
+    """The epoch is complete: evaluate (when due), record it, save best.pt (when it improved)
+    and last.pt, in that order, so a kill between any two leaves a state --resume can finish.
+    Returns the evaluation (empty when none was due)."""
+    p, cfg, d = run.progress, run.cfg, run.d
+    train_seconds = time.perf_counter() - t_epoch
+    images = p.count * d.world
+    p.train_seconds += train_seconds
+    p.train_images += images
+    record = {
+        "epoch": epoch + 1,
+        "step": p.global_step,
+        "lr": run.optimizer.param_groups[0]["lr"],
+        "train_loss": float(D.all_sum(sums.loss, d)) / max(1, images),
+        "train_top1": 100.0 * float(D.all_sum(sums.correct, d)) / max(1, images),
+        "seconds": train_seconds,
+        "images_per_second": images / max(train_seconds, 1e-9),
+    }
+    final: dict[str, Any] = {}
+    if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+        final = _evaluate(run)
+        record.update(val_loss=final["loss"], val_top1=final["top1"], val_top5=final["top5"])
+        run.schedule.epoch_end(final["top1"])
+    p.next_epoch()
+    p.seconds += time.perf_counter() - t_epoch
+    improved = record.get("val_top1") is not None and record["val_top1"] > p.best_top1
+    if improved:
+        p.best_top1 = record["val_top1"]
+    if d.is_main:
+        run.log.append(record)
+        if cfg.progress:
+            print_epoch(record, cfg.epochs)
+    if improved:
+        _checkpoint(run, "best.pt")
+    _checkpoint(run)
+    return final
+
+
+def _evaluate(run: Run) -> dict[str, Any]:
+    """Top-1/top-5, loss, per-class accuracy and confusion on the held-out split (EMA weights
+    when the run keeps them)."""
+    model = run.ema.module if run.ema is not None else run.model
+    return validate(model, run.val_loader, run.spec.classes, run.autocast)
+
+
+def _finish(run: Run, final: dict[str, Any], status: str, t_start: float) -> dict[str, Any]:
+    """Write result.json, confusion.json and the curves (rank 0); report; return the result."""
+    p, d, out = run.progress, run.d, run.out
+    if status == "done" and not final:  # resumed after the last checkpoint: evaluate what it holds
+        final = _evaluate(run)
+    result = {
+        "best_top1": p.best_top1 if p.best_top1 >= 0 else None,
+        "final_top1": final.get("top1"),
+        "final_top5": final.get("top5"),
+        "final_loss": final.get("loss"),
+        "epochs": p.epoch,
+        "steps": p.global_step,
+        "seconds": round(p.seconds, 3),
+        "wall_seconds": round(time.perf_counter() - t_start, 3),
+        "images_per_second": round(p.train_images / max(p.train_seconds, 1e-9), 1),
+        "status": status,
+        "out": str(out) if out else None,
+        "world_size": d.world,
+    }
+    if d.is_main and out is not None:
+        if final:
+            keys = ("classes", "per_class", "confusion", "top1", "top5", "n")
+            confusion = json.dumps({k: final[k] for k in keys}, indent=1) + "\n"
+            atomic_write_text(out / "confusion.json", confusion)
+        atomic_write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
+        run.log.plot()
+    if d.is_main and run.cfg.progress and status == "done" and final:
+        print_report(result, final)
+    if status == "terminated" and d.is_main:
+        saved = out / "last.pt" if out else "nothing"
+        print(
+            f"stopped by SIGTERM at step {p.global_step}; saved {saved}; continue with --resume",
+            flush=True,
+        )
+    result.update(per_class=final.get("per_class"), confusion=final.get("confusion"))
+    return result
+
+
+def _resume(run: Run) -> None:
+    """Continue from ``out/last.pt``: check the settings, restore every state and the progress.
+
+    The optimizer keeps this run's hyperparameters, so a changed --lr, schedule or epoch count
+    applies from the resumed step (and is named in one warning). A run whose epochs are all
+    trained but whose result.json is missing (killed after its last checkpoint) is finished.
+    """
+    out = run.out
+    state = read_checkpoint(out / "last.pt", map_location=run.loader.device)
+    if not isinstance(state.get("progress"), dict):
+        raise ConvnetError(
+            f"{out / 'last.pt'}: no progress record to resume from; start a new --out"
+        )
+    run.progress.load_state_dict(state["progress"])
+    p = run.progress
+    saved = state.get("config") if isinstance(state.get("config"), dict) else {}
+    _check_resume(saved, run.config, out, warn=run.d.is_main, step=p.global_step)
+    restore_training_state(
+        state,
+        out / "last.pt",
+        model=run.model,
+        optimizer=run.optimizer,
+        schedule=run.schedule,
+        ema=run.ema,
+    )
+    run.guard.saved_step = p.global_step
+    if p.epoch >= run.cfg.epochs and _finished(out, p):
+        raise ConvnetError(
+            f"{out} has already trained its {p.epoch} epochs; pass a larger --epochs to "
+            "train it further"
+        )
+
+
+def _finished(out: Path, p: Progress) -> bool:
+    """Whether ``out/result.json`` reports this checkpoint's run as done."""
+    try:
+        result = json.loads((out / "result.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(result, dict)
+        and result.get("status") == "done"
+        and result.get("steps", p.global_step) == p.global_step
+    )
+
+
+def _check_resume(
+    saved: dict[str, Any],
+    now: dict[str, Any],
+    out: Path,
+    warn: bool = True,
+    step: int | None = None,
+) -> None:
     """Refuse a resume that changes what the checkpoint's state depends on; warn about the rest.
 
     Resuming after a crash with the same command changes nothing and says nothing. A changed
-    learning rate or more epochs is allowed (the run then no longer equals an uninterrupted
-    one, which the warning says); a changed batch, seed or optimizer would misread the saved
-    data order or optimizer state, so it is an error naming the setting and both values.
+    learning rate, schedule or more epochs is applied from the resumed ``step`` (the run then no
+    longer equals an uninterrupted one, which the one-line warning says); a changed batch, seed
+    or optimizer would misread the saved data order or optimizer state, so it is an error naming
+    the setting and both values.
     """
 
     def show(v: Any) -> str:
@@ -96,443 +520,76 @@ def _check_resume(saved: dict[str, Any], now: dict[str, Any], out: Path, warn: b
         )
     if changed and warn:  # every rank refuses; only rank 0 warns
         what = ", ".join(f"{k} {show(saved[k])} -> {show(now[k])}" for k in changed)
+        at = f"from step {step}" if step is not None else "from the resumed step"
         warnings.warn(
-            f"resuming {out} with changed settings: {what} (the run will differ from an "
-            "uninterrupted one)",
+            f"resuming {out} with changed settings: {what} (applied {at}; the run will differ "
+            "from an uninterrupted one)",
             stacklevel=3,
         )
 
 
-def fit(
-    model: nn.Module | str,
-    data: Any = "mnist-sample",
-    config: TrainConfig | None = None,
-    *,
-    resume: bool = False,
-    **overrides: Any,
-) -> dict[str, Any]:
-    """Train ``model`` (a module, a zoo name, a pattern-language line or ``file.py:Name``) on
-    ``data`` (a Dataset or a ``convnet.data.load`` spec) and return the result: ``best_top1``,
-    ``final_top1``, ``final_top5``, ``epochs``, ``seconds``, ``images_per_second``, ``per_class``,
-    ``confusion``, ``out``, ``status`` ("done" or "terminated").
-
-    With ``config.nproc > 1`` it spawns that many processes (DistributedDataParallel); under
-    torchrun it joins the process group the environment describes.
-    """
-    cfg = (config or TrainConfig()).replace(**overrides) if overrides else (config or TrainConfig())
-    if D.env_world() is None and cfg.nproc > 1:
-        return _spawn(model, data, cfg, resume)
-    d = D.env_world() or D.Dist()
-    return _train(model, data, cfg, resume, d)
-
-
-def _spawn(model: Any, data: Any, cfg: TrainConfig, resume: bool) -> dict[str, Any]:
-    import tempfile
-
-    tmp = None
-    if cfg.out is None:
-        tmp = tempfile.TemporaryDirectory(prefix="convnet-run-")
-        cfg = cfg.replace(out=tmp.name)
-    try:
-        D.spawn(_spawned, cfg.nproc, (model, data, cfg, resume))
-        result = json.loads((Path(cfg.out) / "result.json").read_text())
-        if tmp is not None:
-            result["out"] = None
-        return result
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
-
-
-def _spawned(rank: int, world: int, model: Any, data: Any, cfg: TrainConfig, resume: bool) -> None:
-    _train(model, data, cfg, resume, D.Dist(rank, world, rank))
-
-
-def _train(model: Any, data: Any, cfg: TrainConfig, resume: bool, d: D.Dist) -> dict[str, Any]:
-    t_start = time.perf_counter()
-    device = D.local_device(d, cfg.device)
-    if cfg.num_threads or d.enabled:
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", d.world))
-        torch.set_num_threads(cfg.num_threads or max(1, (os.cpu_count() or 1) // local_world))
-    if d.enabled:
-        D.init(d, device, cfg.dist_timeout)
-    try:
-        result = _run(model, data, cfg, resume, d, device, t_start)
-        D.barrier()  # tear the group down together: gloo can abort a rank that leaves early
-        return result
-    finally:
-        D.shutdown()
-
-
-def _run(model, data, cfg: TrainConfig, resume: bool, d: D.Dist, device, t_start) -> dict[str, Any]:
-    # data: uint8 in memory; model: built for its classes and channels
-    if isinstance(data, str):
-        from ..data import load
-
-        data = load(data)
-    data_spec = data.name
-    torch.manual_seed(cfg.seed)
-    if isinstance(model, str):
-        from .checkpoint import build_model
-
-        model_spec = model
-        model = build_model(model, len(data.classes), data.input_size[0], data.input_size)
-    else:
-        model_spec = getattr(model, "model_spec", None) or getattr(model, "model_name", None)
-    input_size = tuple(getattr(model, "default_input_size", None) or data.input_size)
-    input_size = (data.input_size[0], *input_size[1:])
-    spec = {
-        "model": model_spec,
-        "num_classes": len(data.classes),
-        "in_chans": data.input_size[0],
-        "input_size": list(input_size),
-        "data_size": list(data.input_size[1:]),
-        "classes": list(data.classes),
-        "mean": list(data.mean),
-        "std": list(data.std),
-    }
-    out = Path(cfg.out) if cfg.out else None
-    resolved = {"model": model_spec, "data": data_spec, **cfg.to_dict()}
-    state = None
-    if out is not None and resume:
-        state = read_checkpoint(out / "last.pt", map_location=device)
-        _check_resume(state.get("config") or {}, resolved, out, warn=d.is_main)
-    elif out is not None and (out / "last.pt").exists():
-        raise ConvnetError(
-            f"{out} already holds a run; pass --resume to continue it or choose another --out"
-        )
-    if out is not None and d.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.json", json.dumps(resolved, indent=2) + "\n")
-
-    model.to(device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, cfg)
-    loader = Loader(
-        data.x_train,
-        data.y_train,
-        cfg.batch_size,
-        input_size,
-        data.mean,
-        data.std,
-        train=True,
-        seed=cfg.seed,
-        augment=Augment(cfg.crop_padding, cfg.hflip, cfg.cutout),
-        rank=d.rank,
-        world=d.world,
-        drop_last=cfg.drop_last,
-        device=device,
-        channels_last=cfg.channels_last,
-    )
-    val_loader = Loader(
-        data.x_test,
-        data.y_test,
-        cfg.eval_batch_size,
-        input_size,
-        data.mean,
-        data.std,
-        train=False,
-        rank=d.rank,
-        world=d.world,
-        device=device,
-        channels_last=cfg.channels_last,
-    )
-    if len(loader) == 0:
-        raise ConvnetError(
-            f"batch {cfg.batch_size} is larger than the {data.x_train.shape[0]} training images"
-        )
-    schedule = LRSchedule(optimizer, cfg, len(loader))
-    ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
-    log = RunLog(out if d.is_main else None, resume=resume)
-
-    # progress: where to start, and the epoch's running sums (restored exactly on resume)
-    p = {
-        "epoch": 0,
-        "step_in_epoch": 0,
-        "global_step": 0,
-        "best_top1": -1.0,
-        "seconds": 0.0,
-        "train_seconds": 0.0,
-        "train_images": 0,
-        "loss_sum": 0.0,
-        "correct": 0,
-        "count": 0,
-        "epoch_seconds": 0.0,
-    }
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        if ema is not None and state.get("ema"):
-            ema.load_state_dict(state["ema"])
-        set_rng_state(state["rng"])
-        p.update(state["progress"])
-        if p["epoch"] >= cfg.epochs:
-            raise ConvnetError(
-                f"{out} has already trained its {p['epoch']} epochs; pass a larger --epochs to "
-                "train it further"
-            )
-        log.truncate(p["epoch"])
-
-    net = model
-    if d.enabled:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        net = DDP(model, device_ids=[device] if device.type == "cuda" else None)
-    if cfg.compile:
-        net = torch.compile(net)
-    autocast = _autocast(cfg.precision, device)
-    kind = output_kind(model)  # a model ending in a softmax trains on log p
-    if d.is_main and cfg.progress:
-        n_params = sum(p.numel() for p in model.parameters())
-        print(
-            f"{model_spec or type(model).__name__} ({n_params:,} parameters) on {data_spec} "
-            f"({data.x_train.shape[0]:,} train / {data.x_test.shape[0]:,} held out), {device.type} "
-            f"{'bf16' if not isinstance(autocast, nullcontext) else 'fp32'} x {d.world} process(es): "
-            f"{cfg.optimizer} lr {cfg.lr:g} {cfg.schedule}, batch {cfg.batch_size}, {cfg.epochs} epochs"
-            + (f" -> {out}" if out else ""),
-            flush=True,
-        )
-    sync_every = 1 if device.type == "cpu" and not d.enabled else 20
-
-    def checkpoint(name: str = "last.pt") -> None:
-        if out is None or not d.is_main:
-            return
-        save_checkpoint(
-            out / name,
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(),
-                "ema": ema.state_dict() if ema else None,
-                "rng": rng_state(),
-                "progress": dict(p),
-                "spec": spec,
-                "config": resolved,
-            },
-        )
-
-    stop = {"signal": False}
-    old_handler = _on_sigterm(stop)
-    bad_step = torch.full((), _NONE, dtype=torch.int64, device=device)
-    last_saved = p["global_step"]
-    final: dict[str, Any] = {}
-    status = "done"
-    try:
-        for epoch in range(p["epoch"], cfg.epochs):
-            model.train()
-            loss_sum = torch.tensor(p["loss_sum"], dtype=torch.float64, device=device)
-            correct = torch.tensor(p["correct"], dtype=torch.int64, device=device)
-            bar = EpochBar(
-                d.is_main and cfg.progress, epoch, cfg.epochs, len(loader), p["step_in_epoch"]
-            )
-            t_epoch = time.perf_counter() - p["epoch_seconds"]
-            lr = schedule.set(p["global_step"])
-            for k, xb, yb in loader.batches(epoch, start=p["step_in_epoch"]):
-                lr = schedule.set(p["global_step"])
-                with autocast:
-                    outputs = net(xb)
-                loss, logits = training_loss(outputs, yb, cfg, kind)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.clip_grad > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-                optimizer.step()
-                if ema is not None:
-                    ema.update(model)
-                with torch.no_grad():
-                    finite = torch.isfinite(loss.detach())
-                    bad_step = torch.where(finite | (bad_step != _NONE), bad_step, p["global_step"])
-                    loss_sum += loss.detach().double() * yb.shape[0]
-                    correct += (logits.argmax(1) == yb).sum()
-                p["global_step"] += 1
-                p["step_in_epoch"] = k + 1
-                p["count"] += yb.shape[0]
-                due_ckpt = cfg.checkpoint_every > 0 and p["global_step"] % cfg.checkpoint_every == 0
-                if due_ckpt or (k + 1) % sync_every == 0 or k + 1 == len(loader):
-                    _check_finite(bad_step, schedule, p, out, last_saved, d)
-                    stop["signal"] = _agree(stop["signal"], d)
-                    bar.update(
-                        k + 1,
-                        float(loss_sum) / max(1, p["count"]),
-                        100.0 * float(correct) / max(1, p["count"]),
-                        p["count"] * d.world,
-                        time.perf_counter() - t_epoch,
-                    )
-                if (due_ckpt or stop["signal"]) and k + 1 < len(loader):
-                    p.update(
-                        loss_sum=float(loss_sum),
-                        correct=int(correct),
-                        epoch_seconds=time.perf_counter() - t_epoch,
-                    )
-                    checkpoint()
-                    last_saved = p["global_step"]
-                if stop["signal"]:
-                    break
-            bar.close()
-            if stop["signal"] and p["step_in_epoch"] < len(loader):
-                status = "terminated"
-                break
-            # the epoch is complete: evaluate, record, save last (and best)
-            train_seconds = time.perf_counter() - t_epoch
-            images = p["count"] * d.world
-            p["train_seconds"] += train_seconds
-            p["train_images"] += images
-            record = {
-                "epoch": epoch + 1,
-                "step": p["global_step"],
-                "lr": lr,
-                "train_loss": float(_all_sum(loss_sum, d)) / max(1, images),
-                "train_top1": 100.0 * float(_all_sum(correct, d)) / max(1, images),
-                "seconds": train_seconds,
-                "images_per_second": images / max(train_seconds, 1e-9),
-            }
-            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-                final = _validate(ema.module if ema else model, val_loader, data.classes, autocast)
-                record.update(
-                    val_loss=final["loss"], val_top1=final["top1"], val_top5=final["top5"]
-                )
-                schedule.epoch_end(final["top1"])
-            p.update(
-                epoch=epoch + 1,
-                step_in_epoch=0,
-                loss_sum=0.0,
-                correct=0,
-                count=0,
-                epoch_seconds=0.0,
-            )
-            p["seconds"] += time.perf_counter() - t_epoch
-            improved = record.get("val_top1") is not None and record["val_top1"] > p["best_top1"]
-            if improved:
-                p["best_top1"] = record["val_top1"]
-            checkpoint()
-            last_saved = p["global_step"]
-            if improved:
-                checkpoint("best.pt")
-            if d.is_main:
-                log.append(record)
-                if cfg.progress:
-                    print_epoch(record, cfg.epochs)
-            if stop["signal"]:
-                status = "terminated"
-                break
-    finally:
-        _restore_sigterm(old_handler)
-
-    result = {
-        "best_top1": p["best_top1"] if p["best_top1"] >= 0 else None,
-        "final_top1": final.get("top1"),
-        "final_top5": final.get("top5"),
-        "final_loss": final.get("loss"),
-        "epochs": p["epoch"],
-        "steps": p["global_step"],
-        "seconds": round(p["seconds"], 3),
-        "wall_seconds": round(time.perf_counter() - t_start, 3),
-        "images_per_second": round(p["train_images"] / max(p["train_seconds"], 1e-9), 1),
-        "status": status,
-        "out": str(out) if out else None,
-        "world_size": d.world,
-    }
-    if d.is_main and out is not None:
-        if final:
-            atomic_write_text(
-                out / "confusion.json",
-                json.dumps(
-                    {
-                        k: final[k]
-                        for k in ("classes", "per_class", "confusion", "top1", "top5", "n")
-                    },
-                    indent=1,
-                )
-                + "\n",
-            )
-        atomic_write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
-        log.plot()
-    if d.is_main and cfg.progress and status == "done" and final:
-        print_report(result, final)
-    if status == "terminated" and d.is_main:
-        print(
-            f"stopped by SIGTERM at step {p['global_step']}; saved {out / 'last.pt' if out else 'nothing'}; "
-            "continue with --resume"
-        )
-    result.update(per_class=final.get("per_class"), confusion=final.get("confusion"))
-    return result
-
-
-def _validate(model: nn.Module, loader: Loader, classes, autocast) -> dict[str, Any]:
-    model.eval()
-    tally = Tally(len(classes), loader.device)
-    for _, xb, yb in loader.batches(0):
-        tally.add(predict_probs(model, xb, None, autocast), yb)
-    tally.all_reduce()
-    model.train()
-    return tally.result(classes)
-
-
-def _autocast(precision: str, device: torch.device):
-    if precision == "auto":
-        use = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    else:
-        use = precision == "bf16"
-    return torch.autocast(device.type, dtype=torch.bfloat16) if use else nullcontext()
-
-
-def _check_finite(
-    bad_step: torch.Tensor, schedule: LRSchedule, p: dict, out, last_saved: int, d: D.Dist
-) -> None:
-    step = bad_step.clone()
-    if d.enabled:
-        import torch.distributed as dist
-
-        dist.all_reduce(step, op=dist.ReduceOp.MIN)
-    step = int(step)
-    if step == _NONE:
+def _announce(run: Run, data: Any, device: torch.device) -> None:
+    """One line: model, parameters, data, device, precision, processes, recipe, run folder."""
+    if not (run.d.is_main and run.cfg.progress):
         return
-    lr = schedule.optimizer.param_groups[0]["initial_lr"] * schedule.factor(step)
-    kept = (
-        f"the last good checkpoint is {out / 'last.pt'} (step {last_saved})"
-        if out and last_saved
-        else "no checkpoint was saved"
+    cfg, spec = run.cfg, run.spec
+    n_params = sum(p.numel() for p in run.model.parameters())
+    precision = "fp32" if run.autocast.__class__.__name__ == "nullcontext" else "bf16"
+    print(
+        f"{spec.model or type(run.model).__name__} ({n_params:,} parameters) on {spec.data} "
+        f"({data.x_train.shape[0]:,} train / {data.x_test.shape[0]:,} held out), {device.type} "
+        f"{precision} x {run.d.world} process(es): {cfg.optimizer} lr {cfg.lr:g} {cfg.schedule}, "
+        f"batch {cfg.batch_size}, {cfg.epochs} epochs" + (f" -> {run.out}" if run.out else ""),
+        flush=True,
     )
-    raise TrainingError(
-        f"the loss became non-finite at step {step} (epoch {p['epoch'] + 1}, lr {lr:.4g}); {kept}; "
-        "lower --lr, add --clip-grad or --warmup-epochs"
-    )
 
 
-def _agree(flag: bool, d: D.Dist) -> bool:
-    """Any rank's stop request stops every rank at the same step."""
-    if not d.enabled:
-        return flag
-    import torch.distributed as dist
+class FiniteGuard:
+    """Stops a run whose loss or weights became non-finite before a checkpoint can hold them.
 
-    t = torch.tensor([int(flag)])
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    ``observe`` remembers the first step whose loss was not finite in a device tensor (no sync
+    per step); ``check`` reads it at the loop's sync points and, before every save, also checks
+    the weights (a finite loss with a huge learning rate can still overflow them). Every rank
+    takes part and the ranks agree on the earliest bad step.
+    """
 
+    NONE = 2**62  # "no non-finite value seen"
 
-def _all_sum(t: torch.Tensor, d: D.Dist) -> torch.Tensor:
-    if d.enabled:
-        import torch.distributed as dist
+    def __init__(self, device: torch.device, d: D.Dist, out: Path | None) -> None:
+        self.bad_loss = torch.full((), self.NONE, dtype=torch.int64, device=device)
+        self.d = d
+        self.out = out
+        self.saved_step = 0  # global step of the last last.pt written (0: none)
 
-        t = t.clone()
-        dist.all_reduce(t)
-    return t
+    @torch.no_grad()
+    def observe(self, loss: torch.Tensor, step: int) -> None:
+        seen = self.bad_loss != self.NONE
+        self.bad_loss = torch.where(torch.isfinite(loss) | seen, self.bad_loss, step)
 
-
-def _on_sigterm(stop: dict):
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum, frame):
-        stop["signal"] = True
-
-    return signal.signal(signal.SIGTERM, handler)
-
-
-def _restore_sigterm(old) -> None:
-    if old is not None:
-        signal.signal(signal.SIGTERM, old)
+    @torch.no_grad()
+    def check(self, run: Run, weights: bool = False) -> None:
+        """Raise TrainingError when a loss (or, with ``weights``, a weight) is not finite."""
+        now = run.progress.global_step
+        bad = [self.bad_loss]
+        if weights:
+            finite = torch.stack([torch.isfinite(q).all() for q in run.model.parameters()]).all()
+            bad.append(torch.where(finite, self.NONE, now - 1).to(self.bad_loss))
+        loss_step, *weight_step = D.all_min(torch.stack(bad), self.d).tolist()
+        if loss_step == self.NONE and (not weight_step or weight_step[0] == self.NONE):
+            return
+        if loss_step != self.NONE:
+            what, step, where = "loss", loss_step, f"at step {loss_step}"
+        else:
+            what, step = "weights", weight_step[0]
+            first = self.saved_step
+            where = f"at step {step}" if first >= step else f"between steps {first} and {step}"
+        lr = run.cfg.lr * run.schedule.factor(step)
+        kept = (
+            f"the last good checkpoint is {self.out / 'last.pt'} (step {self.saved_step})"
+            if self.out is not None and self.saved_step
+            else "no checkpoint was saved"
+        )
+        raise TrainingError(
+            f"the {what} became non-finite {where} (epoch {run.progress.epoch + 1}, lr {lr:.4g}); "
+            f"{kept}; lower --lr, add --clip-grad or --warmup-epochs"
+        )

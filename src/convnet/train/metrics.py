@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .._io import atomic_write_text
 
 COLUMNS = (
@@ -94,6 +96,23 @@ class RunLog:
 
         atomic_write_bytes(path, buf.getvalue())
         return path
+
+
+class EpochSums:
+    """This process's running training loss and top-1 hits over an epoch.
+
+    Kept as device tensors and added to without reading them back, so a step costs no device
+    sync; ``loss`` sums ``loss x batch size`` (float64) and ``correct`` counts arg-max hits.
+    """
+
+    def __init__(self, loss_sum: float, correct: int, device: torch.device | str = "cpu"):
+        self.loss = torch.tensor(loss_sum, dtype=torch.float64, device=device)
+        self.correct = torch.tensor(correct, dtype=torch.int64, device=device)
+
+    @torch.no_grad()
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        self.loss += loss.double() * y.shape[0]
+        self.correct += (logits.argmax(1) == y).sum()
 
 
 def _clean(v: Any) -> Any:

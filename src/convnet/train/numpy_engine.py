@@ -2,7 +2,8 @@
 
 The reference engine runs every layer from scratch (im2col convolution, pooling switches,
 backprop as convolution with flipped filters); this module only turns the data into the float
-arrays it takes and writes the run folder the way the PyTorch loop does (config.json, result.json).
+arrays it takes and writes the run folder the way the PyTorch loop does (config.json, result.json,
+best.pt), with the same run spec, the same learning-rate curve and the same claim on the folder.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import numpy as np
 from .._io import atomic_write_text
 from ..errors import ConvnetError
 from .config import TrainConfig
+from .run import Progress, prepare_model
+from .run_folder import claim_run_folder
 
 
 def as_arrays(data: Any, input_size: tuple[int, int, int]) -> tuple[np.ndarray, ...]:
@@ -31,37 +34,36 @@ def as_arrays(data: Any, input_size: tuple[int, int, int]) -> tuple[np.ndarray, 
     return tuple(out)
 
 
-def train_with_numpy(model_spec: str, data: Any, cfg: TrainConfig) -> dict[str, Any]:
-    """Train ``model_spec`` on ``data`` with the reference engine; write and return result.json's dict."""
+def train_with_numpy(
+    model_spec: str, data: Any, cfg: TrainConfig, *, force: bool = False
+) -> dict[str, Any]:
+    """Train ``model_spec`` on ``data`` with the reference engine; write and return result.json's
+    dict. The run folder is claimed as the PyTorch loop claims it (``force`` moves what is there
+    aside); the learning rate follows the same curve (:func:`~convnet.train.optim.lr_factor`)."""
     try:
         from ..reference.torch_bridge import train_numpy
     except ImportError as e:
         raise ConvnetError(
             f"the NumPy reference engine is not available ({e}); use --engine torch"
         ) from None
+    with claim_run_folder(cfg.out, force=force) as out:
+        return _train(train_numpy, model_spec, data, cfg, out)
+
+
+def _train(train_numpy, model_spec: str, data: Any, cfg: TrainConfig, out: Path | None) -> dict:
     import torch
 
-    from .checkpoint import build_model
+    from .checkpoint import save_checkpoint
+    from .optim import lr_factor
 
     torch.manual_seed(cfg.seed)
-    model = build_model(model_spec, len(data.classes), data.input_size[0], data.input_size)
-    size = tuple(getattr(model, "default_input_size", None) or data.input_size)
-    x_train, y_train, x_test, y_test = as_arrays(data, (data.input_size[0], *size[1:]))
-    out = Path(cfg.out) if cfg.out else None
+    model, spec = prepare_model(model_spec, data)
+    x_train, y_train, x_test, y_test = as_arrays(data, spec.input_size)
+    resolved = {"model": spec.model, "data": spec.data, "engine": "numpy", **cfg.to_dict()}
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        resolved = {"model": model_spec, "data": data.name, "engine": "numpy", **cfg.to_dict()}
         atomic_write_text(out / "config.json", json.dumps(resolved, indent=2) + "\n")
-    import torch.nn as nn
-
-    from .checkpoint import save_checkpoint
-    from .optim import LRSchedule
-
-    # the same learning-rate curve as the PyTorch loop (reduce-on-plateau stays at its start value)
+    # the PyTorch loop's learning-rate curve (reduce-on-plateau stays at its start value)
     steps_per_epoch = max(1, len(y_train) // cfg.batch_size)
-    curve = LRSchedule(
-        build_dummy_optimizer(nn.Parameter(torch.zeros(1)), cfg.lr), cfg, steps_per_epoch
-    )
     augment = None
     if cfg.crop_padding:
         from ..reference.solver import random_shift
@@ -81,7 +83,7 @@ def train_with_numpy(model_spec: str, data: Any, cfg: TrainConfig) -> dict[str, 
         momentum=cfg.momentum,
         weight_decay=cfg.weight_decay,
         nesterov=cfg.nesterov,
-        lr_schedule=curve.factor,
+        lr_schedule=lambda step: lr_factor(step, cfg, steps_per_epoch),
         seed=cfg.seed,
         progress=cfg.progress,
         augment=augment,
@@ -99,32 +101,17 @@ def train_with_numpy(model_spec: str, data: Any, cfg: TrainConfig) -> dict[str, 
         "out": str(out) if out else None,
     }
     if out is not None:
-        spec = {
-            "model": model_spec,
-            "num_classes": len(data.classes),
-            "in_chans": data.input_size[0],
-            "input_size": [data.input_size[0], *size[1:]],
-            "data_size": list(data.input_size[1:]),
-            "classes": list(data.classes),
-            "mean": list(data.mean),
-            "std": list(data.std),
-        }
+        progress = Progress(
+            epoch=result["epochs"],
+            global_step=result["epochs"] * steps_per_epoch,
+            best_top1=result["best_top1"],
+        )
         state = {
             "model": model.state_dict(),
-            "spec": spec,
+            "spec": spec.to_dict(),
             "config": resolved,
-            "progress": {
-                "epoch": result["epochs"],
-                "global_step": result["epochs"] * steps_per_epoch,
-                "best_top1": result["best_top1"],
-            },
+            "progress": progress.state_dict(),
         }
         save_checkpoint(out / "best.pt", state)  # train_numpy leaves the best epoch's weights
         atomic_write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
     return result
-
-
-def build_dummy_optimizer(p, lr: float):
-    import torch
-
-    return torch.optim.SGD([p], lr=lr)

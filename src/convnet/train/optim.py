@@ -37,32 +37,64 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
 
 
-class LRSchedule:
-    """Sets every group's learning rate from the global step.
+def lr_factor(
+    step: int, cfg: TrainConfig, steps_per_epoch: int, plateau_scale: float = 1.0
+) -> float:
+    """The multiple of the peak learning rate ``cfg.lr`` for the update at ``step`` (0-based).
 
-    With ``T`` the total number of steps, ``s`` steps per epoch, ``e = t / s`` (fractional epoch):
+    A pure function of the step, so both engines follow one curve and a resumed run sets
+    exactly the rate an uninterrupted one had. With ``s`` steps per epoch, ``T = epochs * s``
+    the total and ``e = t / s`` the fractional epoch:
 
-    - constant: ``lr``
-    - step: ``lr * gamma ** floor(e / step_size)``
-    - multistep: ``lr * gamma ** (number of milestones <= e)``
-    - plateau: ``lr * scale``, scale multiplied by ``gamma`` after ``patience`` epochs without a
-      better validation top-1
-    - cosine: ``min_lr + (lr - min_lr) * (1 + cos(pi * t / T)) / 2``
-    - onecycle: cosine rise from ``lr / div`` to ``lr`` over ``pct * T`` steps, then cosine fall to
-      ``lr / div / final_div`` (the shape of torch's OneCycleLR)
+    - constant: ``1``
+    - step: ``gamma ** floor(e / step_size)``
+    - multistep: ``gamma ** (number of milestones <= e)``
+    - plateau: ``plateau_scale`` (multiplied by ``gamma`` after ``patience`` epochs without a
+      better validation top-1; :class:`LRSchedule` keeps it)
+    - cosine: ``low + (1 - low) * (1 + cos(pi * t / T)) / 2`` with ``low = min_lr / lr``
+    - onecycle: cosine rise from ``1 / div`` to 1 over ``pct * T`` steps, then cosine fall to
+      ``1 / div / final_div`` (the shape of torch's OneCycleLR)
     - warmup: constant after a linear warmup (``warmup_epochs``, 1 if not given)
 
     A linear warmup ``min(1, (t + 1) / (warmup_epochs * s))`` multiplies any of them.
+    """
+    c = cfg
+    steps_per_epoch = max(1, steps_per_epoch)
+    total = c.epochs * steps_per_epoch
+    warmup_steps = c.warmup_epochs * steps_per_epoch
+    if c.schedule == "warmup" and warmup_steps == 0:
+        warmup_steps = steps_per_epoch
+    e = step / steps_per_epoch
+    kind = c.schedule
+    if kind in ("constant", "warmup"):
+        f = 1.0
+    elif kind == "step":
+        f = c.gamma ** math.floor(e / c.step_size + 1e-9)
+    elif kind == "multistep":
+        f = c.gamma ** sum(1 for m in c.milestones if e + 1e-9 >= m)
+    elif kind == "plateau":
+        f = plateau_scale
+    elif kind == "cosine":
+        low = c.min_lr / c.lr
+        f = low + (1 - low) * (1 + math.cos(math.pi * min(step, total) / total)) / 2
+    else:  # onecycle
+        f = _onecycle(step, total, c.onecycle_pct, c.onecycle_div, c.onecycle_final_div)
+    if warmup_steps > 0:
+        f *= min(1.0, (step + 1) / warmup_steps)
+    return f
+
+
+class LRSchedule:
+    """Sets every group's learning rate from the global step: ``initial_lr * lr_factor(step)``.
+
+    Its only state is reduce-on-plateau's bookkeeping (the scale, the best top-1, the epochs
+    without improvement), saved in checkpoints.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
         self.optimizer = optimizer
         self.cfg = cfg
         self.steps_per_epoch = max(1, steps_per_epoch)
-        self.total = cfg.epochs * self.steps_per_epoch
-        self.warmup_steps = cfg.warmup_epochs * self.steps_per_epoch
-        if cfg.schedule == "warmup" and self.warmup_steps == 0:
-            self.warmup_steps = self.steps_per_epoch
         for g in optimizer.param_groups:
             g.setdefault("initial_lr", g["lr"])
         self.scale = 1.0  # reduce-on-plateau factor
@@ -70,26 +102,8 @@ class LRSchedule:
         self.bad_epochs = 0
 
     def factor(self, step: int) -> float:
-        """The multiplier of the peak learning rate at ``step`` (0-based)."""
-        c = self.cfg
-        e = step / self.steps_per_epoch
-        kind = c.schedule
-        if kind in ("constant", "warmup"):
-            f = 1.0
-        elif kind == "step":
-            f = c.gamma ** math.floor(e / c.step_size + 1e-9)
-        elif kind == "multistep":
-            f = c.gamma ** sum(1 for m in c.milestones if e + 1e-9 >= m)
-        elif kind == "plateau":
-            f = self.scale
-        elif kind == "cosine":
-            low = c.min_lr / c.lr
-            f = low + (1 - low) * (1 + math.cos(math.pi * min(step, self.total) / self.total)) / 2
-        else:  # onecycle
-            f = _onecycle(step, self.total, c.onecycle_pct, c.onecycle_div, c.onecycle_final_div)
-        if self.warmup_steps > 0:
-            f *= min(1.0, (step + 1) / self.warmup_steps)
-        return f
+        """The multiplier of the peak learning rate at ``step`` (0-based): :func:`lr_factor`."""
+        return lr_factor(step, self.cfg, self.steps_per_epoch, self.scale)
 
     def set(self, step: int) -> float:
         """Set the learning rate for the update at ``step``; return the first group's value."""
@@ -99,7 +113,7 @@ class LRSchedule:
         return self.optimizer.param_groups[0]["lr"]
 
     def epoch_end(self, val_top1: float | None) -> None:
-        """Reduce on plateau: divide by 1/gamma after ``patience`` epochs without improvement."""
+        """Reduce on plateau: multiply by ``gamma`` after ``patience`` epochs without improvement."""
         if self.cfg.schedule != "plateau" or val_top1 is None:
             return
         if val_top1 > self.best + 1e-4:
