@@ -14,6 +14,7 @@ import torch.nn.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from convnet.errors import ShapeError
 from convnet.reference import functional as F
 from convnet.reference import im2col as I
 
@@ -59,34 +60,106 @@ def conv_cases(draw):
     return n, cg * groups, h, w, kg * groups, (kh, kw), (sh, sw), (ph, pw), (dh, dw), groups, bias
 
 
+# the three convolutions, each a forward -> (out, cache) / backward(dout, cache) pair with the
+# same arguments: the formula as loops, the notes' im2col + GEMM, and the fast path the layers run
+CONVS = {
+    "naive": (F.conv2d_forward_naive, F.conv2d_backward_naive),
+    "im2col": (F.conv2d_forward_im2col, F.conv2d_backward_im2col),
+    "fast": (F.conv2d_forward, F.conv2d_backward),
+}
+
+
+def check_conv_against_torch(impl, x, wt, b, stride, padding, dilation, groups, seed=0):
+    """Run one implementation forward and backward; compare every result with torch's (float64)."""
+    arrays = (x, wt) if b is None else (x, wt, b)
+
+    def tfn(*ts):
+        bias = ts[2] if b is not None else None
+        return TF.conv2d(ts[0], ts[1], bias, stride, padding, dilation, groups)
+
+    ref, dout, grads = torch_grads(tfn, *arrays, seed=seed)
+    fwd, bwd = CONVS[impl]
+    out, cache = fwd(x, wt, b, stride, padding, dilation, groups)
+    assert out.shape == ref.shape
+    assert rel(out, ref) < 1e-10
+    dx, dw, db = bwd(dout, cache)
+    assert dx.shape == x.shape and dw.shape == wt.shape
+    assert rel(dx, grads[0]) < 1e-10
+    assert rel(dw, grads[1]) < 1e-10
+    if b is not None:
+        assert rel(db, grads[2]) < 1e-10
+    else:
+        assert db is None
+    return cache
+
+
+@pytest.mark.parametrize("impl", list(CONVS))
 @SETTINGS
 @given(conv_cases(), st.integers(0, 2**16))
-def test_conv_fast_and_naive_match_torch(case, seed):
+def test_conv_matches_torch(impl, case, seed):
+    # sizes, padding, stride, dilation, groups and non-square kernels (kh != kw), with and
+    # without bias; small enough for the naive loops
     n, c, h, w, k, kernel, stride, padding, dilation, groups, bias = case
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, h, w))
     wt = rng.standard_normal((k, c // groups, *kernel))
     b = rng.standard_normal(k) if bias else None
-    arrays = (x, wt, b) if bias else (x, wt)
+    check_conv_against_torch(impl, x, wt, b, stride, padding, dilation, groups, seed)
 
-    def tfn(*ts):
-        return TF.conv2d(ts[0], ts[1], ts[2] if bias else None, stride, padding, dilation, groups)
 
-    ref, dout, grads = torch_grads(tfn, *arrays, seed=seed)
-    for fwd, bwd in (
-        (F.conv2d_forward, F.conv2d_backward),
-        (F.conv2d_forward_naive, F.conv2d_backward_naive),
-    ):
-        out, cache = fwd(x, wt, b, stride, padding, dilation, groups)
-        assert out.shape == ref.shape
-        assert rel(out, ref) < 1e-10
-        dx, dw, db = bwd(dout, cache)
-        assert rel(dx, grads[0]) < 1e-10
-        assert rel(dw, grads[1]) < 1e-10
-        if bias:
-            assert rel(db, grads[2]) < 1e-10
-        else:
-            assert db is None
+@pytest.mark.parametrize("impl", list(CONVS))
+@pytest.mark.parametrize(
+    "x_shape, w_shape, stride, padding, groups",
+    [
+        # a non-square kernel on a non-square image: cs231n's widely copied im2col checks the
+        # width against the kernel *height*, which only such a case catches
+        ((2, 3, 7, 9), (4, 3, 2, 5), (1, 2), (1, 0), 1),
+        ((1, 2, 11, 4), (3, 2, 5, 1), (2, 1), (2, 0), 1),
+        ((2, 4, 6, 6), (6, 2, 3, 3), 1, 1, 2),  # groups
+        ((1, 4, 5, 5), (4, 1, 3, 3), 2, 1, 4),  # depthwise
+    ],
+)
+def test_conv_examples_match_torch(impl, x_shape, w_shape, stride, padding, groups):
+    rng = np.random.default_rng(11)
+    x, wt, b = (
+        rng.standard_normal(x_shape),
+        rng.standard_normal(w_shape),
+        rng.standard_normal(w_shape[0]),
+    )
+    check_conv_against_torch(impl, x, wt, b, stride, padding, 1, groups)
+
+
+def _channels_last(a):
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize(
+    "mode, x_shape, w_shape, stride, padding, nhwc",
+    [
+        ("chw_t", (2, 3, 9, 9), (3, 3, 3, 3), 1, 1, False),  # dx by the flipped-filter conv
+        ("chw_t", (2, 3, 9, 9), (5, 3, 3, 3), 1, 1, False),  # K > C: dx by col2im_t
+        ("hwc", (2, 8, 4, 4), (4, 8, 3, 3), 1, 0, False),  # flipped
+        ("hwc", (2, 8, 5, 5), (4, 8, 3, 3), 2, 1, True),  # stride 2: col2im, channels-last x
+        ("chw", (2, 2, 5, 5), (2, 2, 5, 5), 1, 0, False),  # flipped
+        ("chw", (2, 2, 6, 5), (4, 2, 5, 5), 1, 0, False),  # K > C: col2im_t
+        ("winograd", (2, 16, 6, 7), (16, 16, 3, 3), 1, 1, False),  # flipped (Winograd again)
+        ("winograd", (1, 16, 5, 5), (16, 16, 3, 3), 1, 3, True),  # padding 3: col2im
+        ("1x1-chw", (2, 5, 3, 4), (6, 5, 1, 1), 1, 0, False),
+        ("1x1-hwc", (2, 5, 3, 4), (6, 5, 1, 1), 1, 0, True),
+    ],
+)
+def test_fast_conv_every_mode_matches_torch(mode, x_shape, w_shape, stride, padding, nhwc):
+    # each of the fast path's six modes, and both of its input-gradient routes, against torch
+    rng = np.random.default_rng(12)
+    x, wt, b = (
+        rng.standard_normal(x_shape),
+        rng.standard_normal(w_shape),
+        rng.standard_normal(w_shape[0]),
+    )
+    if nhwc:
+        x = _channels_last(x)
+    cache = check_conv_against_torch("fast", x, wt, b, stride, padding, 1, 1)
+    assert [m for m, _ in cache.cols] == [mode]
 
 
 @SETTINGS
@@ -166,16 +239,18 @@ def test_winograd_float32_error_is_within_the_engines_tolerance():
         ((2, 16, 8, 8), (3, 3), (1, 1), 1),  # Winograd
     ],
 )
-def test_conv_results_survive_the_next_call(shape, kernel, padding, groups):
-    # temporaries come from reusable scratch buffers: no result may be one of them
+@pytest.mark.parametrize("impl", ["im2col", "fast"])
+def test_conv_results_survive_the_next_call(impl, shape, kernel, padding, groups):
+    # the fast path's temporaries come from reusable scratch buffers: no result may be one of them
+    fwd, bwd = CONVS[impl]
     rng = np.random.default_rng(5)
     c = shape[1]
     w = rng.standard_normal((c * 2, c // groups, *kernel))
     results = []
     for _ in range(2):
         x = rng.standard_normal(shape)
-        out, cache = F.conv2d_forward(x, w, None, 1, padding, 1, groups)
-        dx, dw, _ = F.conv2d_backward(rng.standard_normal(out.shape), cache)
+        out, cache = fwd(x, w, None, 1, padding, 1, groups)
+        dx, dw, _ = bwd(rng.standard_normal(out.shape), cache)
         results.append([a.copy() for a in (out, dx, dw)])
         results[-1].append((out, dx, dw))
     for before, now in zip(results[0][:3], results[0][3]):
@@ -183,17 +258,15 @@ def test_conv_results_survive_the_next_call(shape, kernel, padding, groups):
 
 
 def test_conv_backward_is_conv_with_flipped_filters():
+    # the notes' claim, against torch's input gradient, with either convolution computing it
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((5, 3, 3, 2))
-    out, cache = F.conv2d_forward(x, w, None, padding=1)
-    dout = rng.standard_normal(out.shape)
-    dx, _, _ = F.conv2d_backward(dout, cache)
+    _, dout, (dx, _) = torch_grads(lambda a, b: TF.conv2d(a, b, padding=1), x, w)
     assert rel(F.conv2d_input_grad_flipped(dout, w, padding=1), dx) < 1e-12
-    # the column route (col2im) gives the same: K > C makes conv2d_backward use it
-    assert (
-        rel(F.conv2d_backward_naive(dout, F.conv2d_forward_naive(x, w, None, padding=1)[1])[0], dx)
-        < 1e-12
-    )
+    flipped_fast = F.conv2d_input_grad_flipped(dout, w, 1, 1, forward=F.conv2d_forward)
+    assert rel(flipped_fast, dx) < 1e-12
+    with pytest.raises(ShapeError, match="exceeds dilation"):
+        F.conv2d_input_grad_flipped(dout, w, padding=3)
 
 
 def test_im2col_matches_notes_and_unfold():
@@ -220,6 +293,16 @@ def test_col2im_is_the_adjoint_of_im2col():
         y = rng.standard_normal(cols.shape)
         # <im2col(x), y> == <x, col2im(y)>
         assert np.isclose(np.sum(cols * y), np.sum(x * I.col2im(y, x.shape, *args, layout=layout)))
+    cols_t = I.im2col_t(x, *args)
+    assert np.array_equal(cols_t, I.im2col(x, *args).T)  # the notes' X_col
+    y = rng.standard_normal(cols_t.shape)
+    back = I.col2im_t(y, x.shape, *args)
+    assert np.isclose(np.sum(cols_t * y), np.sum(x * back))
+    # adding into a caller's dirty work buffer gives the same, and the result does not alias it
+    work = np.full((3, 2, 10, 9), 7.0)
+    assert np.array_equal(I.col2im_t(y, x.shape, *args, work=work), back)
+    with pytest.raises(ValueError, match="work buffer must have shape"):
+        I.col2im_t(y, x.shape, *args, work=np.zeros((3, 2, 8, 7)))
 
 
 def test_naive_conv_warns_on_large_inputs():
@@ -238,13 +321,15 @@ def test_naive_conv_small_input_is_silent():
         F.conv2d_forward_naive(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3)), None)
 
 
-def test_shape_errors_name_the_problem():
-    from convnet.errors import ShapeError
-
+@pytest.mark.parametrize("impl", list(CONVS))
+def test_shape_errors_name_the_problem(impl):
+    fwd = CONVS[impl][0]
     with pytest.raises(ShapeError, match="channels"):
-        F.conv2d_forward(np.zeros((1, 3, 8, 8)), np.zeros((4, 2, 3, 3)), None)
+        fwd(np.zeros((1, 3, 8, 8)), np.zeros((4, 2, 3, 3)), None)
     with pytest.raises(ShapeError, match="does not fit"):
-        F.conv2d_forward(np.zeros((1, 3, 4, 4)), np.zeros((4, 3, 7, 7)), None)
+        fwd(np.zeros((1, 3, 4, 4)), np.zeros((4, 3, 7, 7)), None)
+    with pytest.raises(ShapeError, match="bias must have shape"):
+        fwd(np.zeros((1, 3, 4, 4)), np.zeros((4, 3, 3, 3)), np.zeros(3))
 
 
 @st.composite
@@ -441,6 +526,7 @@ def test_concat_add_flatten_round_trip():
     "module",
     [
         "convnet.reference.functional_conv",
+        "convnet.reference.functional_conv_fast",
         "convnet.reference.functional_pool",
         "convnet.reference.im2col",
         "convnet.reference.winograd",
@@ -461,7 +547,8 @@ def test_core_never_imports_torch():
         "import convnet.reference, convnet.reference.functional, convnet.reference.layers\n"
         "import convnet.reference.graph_ops, convnet.reference.net, convnet.reference.solver\n"
         "import convnet.reference.optim, convnet.reference.gradcheck, convnet.reference.im2col\n"
-        "import convnet.reference.winograd\n"
+        "import convnet.reference.winograd, convnet.reference.functional_conv_fast\n"
+        "import convnet.reference.nhwc, convnet.reference.functional_conv_naive\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,7 +1,9 @@
 """The NumPy reference engine: every layer from scratch, with the same numbers as PyTorch.
 
 - :mod:`.im2col`: receptive fields as rows of a matrix (the notes' [363 x 3025]);
-- :mod:`.functional`: forward/backward pairs, naive loops and fast im2col/GEMM;
+- :mod:`.functional`: forward/backward pairs; convolution as naive loops, as the notes'
+  im2col + GEMM (:mod:`.functional_conv`) and as the fast path the layers run
+  (:mod:`.functional_conv_fast`: Winograd, channels-last layouts, reused buffers);
 - :mod:`.layers`, :mod:`.graph_ops`: layer objects holding parameters, gradients and caches;
 - :mod:`.net`: ``Sequential`` and a small DAG ``Net`` for branches and shortcuts;
 - :mod:`.losses`, :mod:`.optim`, :mod:`.solver`: softmax/SVM, SGD/Adam, the training loop;

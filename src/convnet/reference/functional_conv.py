@@ -1,12 +1,35 @@
-"""Convolution forward and backward, the fast version: im2col + GEMM, or Winograd for 3x3.
+"""Convolution forward and backward as im2col + one matrix multiply: the notes' recipe, plain.
 
-The naive loop version, the formula below written out, is in :mod:`.functional_conv_naive`.
+Shapes (NCHW, as in PyTorch):
 
-Shapes (NCHW, as in PyTorch): x (N, C, H, W), w (K, C/groups, kh, kw), b (K,) or None,
-out (N, K, OH, OW) with ``OH = (H + 2P - d*(kh-1) - 1) // S + 1`` (likewise OW).
+- x: (N, C, H, W) input;
+- w: (K, C/groups, kh, kw) filters, b: (K,) biases or None;
+- out: (N, K, OH, OW), with the notes' output size per axis,
+  ``OH = (H + 2P - d*(kh-1) - 1) // S + 1`` (likewise OW; with dilation d = 1 this is
+  ``(W - F + 2P) / S + 1``).
 
 Formula: ``out[n, k, i, j] = b[k] + sum_{c, u, v} w[k, c, u, v] * xp[n, c, i*S + u*d, j*S + v*d]``
-where xp is x zero-padded by P and c runs over the channels of k's group.
+where xp is x zero-padded by P and c runs over the C/groups channels of filter k's group.
+
+Forward, per group, in the notes' three steps (AlexNet conv1's sizes in brackets):
+
+1. ``X_col = im2col_t(x)``: every receptive field stretched into a column,
+   (C*kh*kw, N*OH*OW) [363 x 3025];
+2. ``W_row = w.reshape(K, -1)``: every filter stretched into a row, (K, C*kh*kw) [96 x 363];
+3. ``out_row = W_row @ X_col + b``: all dot products in one GEMM, (K, N*OH*OW) [96 x 3025],
+   then reshaped to (N, K, OH, OW).
+
+Backward, with ``dout_row`` the upstream gradient as (K, N*OH*OW):
+
+- ``db = dout`` summed over (n, i, j);
+- ``dW_row = dout_row @ X_col.T``: a filter's gradient sums over every position it was applied
+  at (parameter sharing);
+- ``dX_col = W_row.T @ dout_row``, then ``dx = col2im_t(dX_col)``: receptive fields that
+  overlap add their contributions onto the pixels they share.
+
+The same formula as loops is :mod:`.functional_conv_naive`; the version the engine's layers run
+(same results, several times faster: Winograd, channels-last layouts, reused buffers) is
+:mod:`.functional_conv_fast`.
 
 The notes' worked example (an 11x11x4 input, F=5, S=2, no padding, so a 4x4 output), written
 with the notes' (H, W, D) arrays and checked against this NCHW implementation:
@@ -16,7 +39,7 @@ with the notes' (H, W, D) arrays and checked against this NCHW implementation:
 >>> W0, b0 = rng.standard_normal((5, 5, 4)), 0.5
 >>> x = X.transpose(2, 0, 1)[None]  # (1, 4, 11, 11)
 >>> w = W0.transpose(2, 0, 1)[None]  # (1, 4, 5, 5)
->>> out, _ = conv2d_forward(x, w, np.array([b0]), stride=2)
+>>> out, _ = conv2d_forward_im2col(x, w, np.array([b0]), stride=2)
 >>> out.shape
 (1, 1, 4, 4)
 >>> V = out[0].transpose(1, 2, 0)  # back to the notes' (x, y, depth) indexing
@@ -30,65 +53,29 @@ True
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ShapeError
-from ._scratch import scratch
-from .im2col import (
-    Pair,
-    choose_layout,
-    col2im,
-    col2im_t,
-    conv_geometry,
-    copy_to_nhwc,
-    im2col,
-    im2col_t,
-    is_nhwc,
-    pair,
-)
-from .winograd import applies as winograd_applies
-from .winograd import pays as winograd_pays
-from .winograd import winograd_conv3x3, winograd_weight_grad
+from .im2col import Pair, col2im_t, conv_geometry, im2col_t, pair
 
 __all__ = [
     "ConvCache",
-    "conv2d_backward",
-    "conv2d_forward",
+    "conv2d_backward_im2col",
+    "conv2d_forward_im2col",
     "conv2d_input_grad_flipped",
-    "conv_algorithm",
 ]
-
-ALGORITHMS = ("auto", "im2col", "winograd")
-_ALGORITHM: contextvars.ContextVar[str] = contextvars.ContextVar("conv_algorithm", default="auto")
-
-
-@contextlib.contextmanager
-def conv_algorithm(name: str) -> Iterator[None]:
-    """Choose how the fast convolution computes, inside a ``with`` block.
-
-    ``"auto"`` (the default): Winograd's F(4x4, 3x3) for 3x3 stride-1 convolutions on inputs
-    deep enough for it to pay (see :mod:`.winograd`), im2col + GEMM for everything else.
-    ``"im2col"``: always im2col, whose sums run in the same order as a direct convolution's
-    (the closest float32 match to torch). ``"winograd"``: Winograd wherever it applies, even on
-    shallow inputs (to study it); other shapes still use im2col.
-    """
-    if name not in ALGORITHMS:
-        raise ValueError(f"conv algorithm must be one of {', '.join(ALGORITHMS)}; got {name!r}")
-    token = _ALGORITHM.set(name)
-    try:
-        yield
-    finally:
-        _ALGORITHM.reset(token)
 
 
 @dataclass
 class ConvCache:
-    """What the backward pass needs: the forward's inputs and, for the fast path, the columns."""
+    """What a convolution's backward needs from its forward.
+
+    The loop version keeps the input ``x``; the im2col version keeps ``x_cols``, one X_col
+    (C/groups*kh*kw, N*OH*OW) per group, and no ``x``.
+    """
 
     x_shape: tuple[int, int, int, int]
     x: np.ndarray | None
@@ -98,7 +85,7 @@ class ConvCache:
     padding: Pair
     dilation: Pair
     groups: int
-    cols: list | None = None  # per group: (mode, cols or x view)
+    x_cols: list[np.ndarray] | None = None
 
 
 def _check(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, groups: int) -> None:
@@ -120,49 +107,7 @@ def _args(stride, padding, dilation) -> tuple[Pair, Pair, Pair]:
     return pair(stride, "stride"), pair(padding, "padding"), pair(dilation, "dilation")
 
 
-# ------------------------------------------------------------------------------ fast
-
-
-def _forward_group(x: np.ndarray, w: np.ndarray, stride: Pair, padding: Pair, dilation: Pair):
-    """One group: returns (out matrix, saved, mode).
-
-    The out matrix is (N*OH*OW, K) for "hwc" and "1x1-hwc" (channels-last), (K, N*OH*OW) for
-    "chw_t", and (N, K, OH*OW) for "1x1-chw".
-    """
-    n, c, h, wd = x.shape
-    k, _, kh, kw = w.shape
-    if (kh, kw) == (1, 1) and stride == (1, 1) and padding == (0, 0):
-        # A 1x1 convolution is a dot product over depth at every pixel (the notes' 1x1 case):
-        # x itself is the column matrix, so no im2col is needed.
-        if is_nhwc(x):
-            xm = x.transpose(0, 2, 3, 1).reshape(n * h * wd, c)
-            return xm @ w.reshape(k, c).T, xm, "1x1-hwc"
-        x3 = x.reshape(n, c, h * wd)
-        return np.matmul(w.reshape(k, c), x3), x3, "1x1-chw"
-    algorithm = _ALGORITHM.get()
-    if (
-        algorithm != "im2col"
-        and winograd_applies((kh, kw), stride, dilation)
-        and (algorithm == "winograd" or winograd_pays(c, k))
-    ):
-        # 3x3 at stride 1 on a deep input: Winograd's F(4x4, 3x3), 4x fewer multiply-adds than
-        # im2col's GEMM. Its transformed input tiles are kept: the weight gradient reuses them.
-        out, v = winograd_conv3x3(x, w, padding)
-        return out, v, "winograd"
-    ow = conv_geometry(x.shape, (kh, kw), stride, padding, dilation)[1]
-    layout = choose_layout(c, kw, ow)
-    if layout == "chw_t":
-        # the notes' form, out_matrix = W_row @ X_col: a (K, N*OH*OW) result whose rows are
-        # whole output planes; both operands are contiguous, so BLAS reads them as they are
-        cols_t = im2col_t(x, (kh, kw), stride, padding, dilation)
-        out_t = scratch("conv.out_t", (k, cols_t.shape[1]), np.result_type(x, w))
-        return np.matmul(w.reshape(k, -1), cols_t, out=out_t), cols_t, layout
-    cols = im2col(x, (kh, kw), stride, padding, dilation, layout)
-    wmat = w.reshape(k, -1) if layout == "chw" else w.transpose(0, 2, 3, 1).reshape(k, -1)
-    return cols @ wmat.T, cols, layout
-
-
-def conv2d_forward(
+def conv2d_forward_im2col(
     x: np.ndarray,
     w: np.ndarray,
     b: np.ndarray | None,
@@ -171,175 +116,70 @@ def conv2d_forward(
     dilation: int | Pair = 1,
     groups: int = 1,
 ) -> tuple[np.ndarray, ConvCache]:
-    """Fast convolution: im2col (a strided view, copied once) then one GEMM per group.
+    """x (N, C, H, W), w (K, C/groups, kh, kw), b (K,) or None -> (out (N, K, OH, OW), cache).
 
-    Two layouts (see :func:`~convnet.reference.im2col.choose_layout`):
-
-    - ``"chw_t"`` (wide images, few channels): the notes' ``np.dot(W_row, X_col)`` as written,
-      ``out_t[k, (n, i, j)] = w_matrix[k, :] @ cols_t[:, (n, i, j)]``, read straight from NCHW
-      memory; the result is copied back to a contiguous (N, K, OH, OW) array.
-    - ``"hwc"`` (many channels, small images): its transposed, row-major-friendly form
-      ``out_matrix[(n, i, j), k] = cols[(n, i, j), :] @ w_matrix[k, :]``. The result is returned
-      as an (N, K, OH, OW) array whose memory is channels-last (a transposed view), which the
-      next "hwc" conv reads without a copy; NumPy's elementwise operations keep that layout.
-
-    A 3x3 stride-1 convolution on 16 or more channels takes neither: it runs Winograd's
-    F(4x4, 3x3) (:mod:`.winograd`), 4x fewer multiply-adds, unless
-    :func:`conv_algorithm` says ``"im2col"``. A 1x1 convolution needs no im2col at all.
+    ``out_row = W_row @ X_col + b`` per group (see the module docstring).
     """
     _check(x, w, b, groups)
     stride, padding, dilation = _args(stride, padding, dilation)
     n = x.shape[0]
-    k, cg = w.shape[:2]
-    oh, ow = conv_geometry(x.shape, w.shape[2:], stride, padding, dilation)
-    kg = k // groups
-    outs, saved = [], []
+    k, cg, kh, kw = w.shape
+    kg = k // groups  # filters per group; each reads cg = C/groups input channels
+    oh, ow = conv_geometry(x.shape, (kh, kw), stride, padding, dilation)
+    out = np.empty((n, k, oh, ow), dtype=np.result_type(x, w))
+    x_cols = []
     for g in range(groups):
-        xg = x if groups == 1 else x[:, g * cg : (g + 1) * cg]
-        wg = w if groups == 1 else w[g * kg : (g + 1) * kg]
-        om, keep, mode = _forward_group(xg, wg, stride, padding, dilation)
-        saved.append((mode, keep))
-        bg = None if b is None else b[g * kg : (g + 1) * kg]
-        if mode == "winograd":
-            if bg is not None:
-                om += bg[:, None, None]  # om is an (N, K, OH, OW) view of channels-last memory
-            outs.append(om)
-        elif mode == "1x1-chw":
-            if bg is not None:
-                om += bg[:, None]
-            outs.append(om.reshape(n, kg, oh, ow))
-        elif mode == "chw_t":
-            # (K, N, OH, OW) -> NCHW: a copy of whole OH*OW planes, cheap next to the GEMM, that
-            # adds the bias on the way. om is scratch, so this is always a new array.
-            planes = om.reshape(kg, n, oh, ow).transpose(1, 0, 2, 3)
-            if bg is None:
-                outs.append(planes.copy())
-            else:
-                outs.append(np.add(planes, bg[:, None, None], order="C"))
-        else:
-            if bg is not None:
-                om += bg  # along the contiguous last axis, before the layout becomes a view
-            outs.append(om.reshape(n, oh, ow, kg).transpose(0, 3, 1, 2))
-    out = outs[0] if groups == 1 else np.concatenate(outs, axis=1)
-    cache = ConvCache(x.shape, None, w, b is not None, stride, padding, dilation, groups, saved)
+        ks = slice(g * kg, (g + 1) * kg)
+        x_col = im2col_t(x[:, g * cg : (g + 1) * cg], (kh, kw), stride, padding, dilation)
+        w_row = w[ks].reshape(kg, cg * kh * kw)
+        out_row = w_row @ x_col  # (kg, N*OH*OW)
+        if b is not None:
+            out_row += b[ks, None]
+        out[:, ks] = out_row.reshape(kg, n, oh, ow).transpose(1, 0, 2, 3)
+        x_cols.append(x_col)
+    cache = ConvCache(x.shape, None, w, b is not None, stride, padding, dilation, groups, x_cols)
     return out, cache
 
 
-def conv2d_backward(
+def conv2d_backward_im2col(
     dout: np.ndarray, cache: ConvCache
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Gradients of :func:`conv2d_forward` by two GEMMs and a col2im per group.
+    """dout (N, K, OH, OW) -> (dx (N, C, H, W), dw (K, C/groups, kh, kw), db (K,) or None).
 
-    ``dw_matrix = dout_matrix.T @ cols`` (the sum over positions that parameter sharing
-    implies), ``dcols = dout_matrix @ w_matrix``, and ``dx = col2im(dcols)`` (the adjoint of
-    im2col; equivalently a convolution of dout with the flipped filters, see
-    :func:`conv2d_input_grad_flipped`). Returns (dx (N, C, H, W), dw like w, db (K,) or None).
+    ``dW_row = dout_row @ X_col.T`` and ``dx = col2im_t(W_row.T @ dout_row)`` per group.
     """
     w, groups = cache.w, cache.groups
     n, c, h, wd = cache.x_shape
     k, cg, kh, kw = w.shape
     kg = k // groups
-    oh, ow = dout.shape[2:]
-    # float64 accumulation: a float32 sum over N*OH*OW strided values drifts
-    db = dout.sum(axis=(0, 2, 3), dtype=np.float64).astype(dout.dtype) if cache.has_bias else None
-    dxs, dws = [], []
+    dx = np.empty((n, c, h, wd), dtype=np.result_type(dout, w))
+    dw = np.empty(w.shape, dtype=np.result_type(dout, w))
     for g in range(groups):
-        dg = dout if groups == 1 else dout[:, g * kg : (g + 1) * kg]
-        wg = w if groups == 1 else w[g * kg : (g + 1) * kg]
-        mode, keep = cache.cols[g]
-        if mode == "winograd":
-            # dw from the forward's transformed tiles; dx as the flipped-filter convolution
-            # (itself a 3x3 stride-1 conv, so Winograd again) or, with padding above 2, col2im.
-            # Both read dout channels-last: transpose it once, here.
-            if not is_nhwc(dg):
-                dcl = scratch("conv.dout_nhwc", (n, oh, ow, kg), dg.dtype)
-                copy_to_nhwc(dg, dcl)
-                dg = dcl.transpose(0, 3, 1, 2)
-            dws.append(winograd_weight_grad(dg, keep))
-            if _flipped_ok(cache, (kh, kw), (h, wd), (oh, ow)):
-                dxs.append(conv2d_input_grad_flipped(dg, wg, cache.padding, cache.dilation))
-            else:
-                dm = dg.transpose(0, 2, 3, 1).reshape(n * oh * ow, kg)
-                geometry = ((n, cg, h, wd), (kh, kw), cache.stride, cache.padding, cache.dilation)
-                dcols = dm @ wg.transpose(0, 2, 3, 1).reshape(kg, -1)
-                dxs.append(col2im(dcols, *geometry, layout="hwc"))
-            continue
-        if mode == "1x1-chw":
-            d3 = dg.reshape(n, kg, oh * ow)
-            dws.append(np.tensordot(d3, keep, axes=([0, 2], [0, 2])).reshape(kg, cg, 1, 1))
-            dxs.append(np.matmul(wg.reshape(kg, cg).T, d3).reshape(n, cg, h, wd))
-            continue
-        if mode == "chw_t":
-            # dout as (K, N*OH*OW), the layout of the forward's result: from NCHW dout a copy of
-            # whole OH*OW planes. dw = dout_t @ cols_t.T (BLAS reads the transpose in place).
-            dmt = scratch("conv.dout_t", (kg, n * oh * ow), dg.dtype)
-            np.copyto(dmt.reshape(kg, n, oh, ow), dg.transpose(1, 0, 2, 3))
-            dws.append((dmt @ keep.T).reshape(kg, cg, kh, kw))
-            if kg <= cg and _flipped_ok(cache, (kh, kw), (h, wd), (oh, ow)):
-                # see the "hwc" branch below for why the flipped-filter route is taken here
-                dxs.append(conv2d_input_grad_flipped(dg, wg, cache.padding, cache.dilation))
-            else:
-                # the column gradient transposed, (C*kh*kw, N*OH*OW): each kernel offset then
-                # adds whole (C, N, OH, OW) planes whose rows are contiguous
-                geometry = ((n, cg, h, wd), (kh, kw), cache.stride, cache.padding, cache.dilation)
-                dcols_t = scratch("conv.dcols_t", (cg * kh * kw, dmt.shape[1]), dmt.dtype)
-                np.matmul(wg.reshape(kg, -1).T, dmt, out=dcols_t)
-                dxs.append(col2im_t(dcols_t, *geometry))
-            continue
-        dm = dg.transpose(0, 2, 3, 1).reshape(n * oh * ow, kg)
-        if mode == "1x1-hwc":
-            dws.append((dm.T @ keep).reshape(kg, cg, 1, 1))
-            dxs.append((dm @ wg.reshape(kg, cg)).reshape(n, h, wd, cg).transpose(0, 3, 1, 2))
-            continue
-        dwm = dm.T @ keep
-        if mode == "chw":
-            wmat = wg.reshape(kg, -1)
-            dws.append(dwm.reshape(kg, cg, kh, kw))
-        else:
-            wmat = wg.transpose(0, 2, 3, 1).reshape(kg, -1)
-            dws.append(dwm.reshape(kg, kh, kw, cg).transpose(0, 3, 1, 2))
-        if kg <= cg and _flipped_ok(cache, (kh, kw), (h, wd), (oh, ow)):
-            # stride 1: dx is a convolution of dout with the flipped filters. Its im2col of dout
-            # is no larger than the column gradient when K <= C, and it saves col2im's kh*kw
-            # strided adds; with K > C (a first layer) the column route moves less memory.
-            # dout enters as the channels-last view of dm, the copy made above for the dw GEMM:
-            # the flipped conv's padding copy then reads contiguous rows of K values instead of
-            # transposing dout a second time (for a contiguous NCHW dout that transpose is the
-            # slow part of the padding copy)
-            dm_view = dm.reshape(n, oh, ow, kg).transpose(0, 3, 1, 2)
-            dxs.append(conv2d_input_grad_flipped(dm_view, wg, cache.padding, cache.dilation))
-            continue
+        ks = slice(g * kg, (g + 1) * kg)
+        dout_row = dout[:, ks].transpose(1, 0, 2, 3).reshape(kg, -1)  # (kg, N*OH*OW)
+        dw[ks] = (dout_row @ cache.x_cols[g].T).reshape(kg, cg, kh, kw)
+        dx_col = w[ks].reshape(kg, -1).T @ dout_row  # (cg*kh*kw, N*OH*OW)
         geometry = ((n, cg, h, wd), (kh, kw), cache.stride, cache.padding, cache.dilation)
-        if mode == "chw":
-            # the column gradient transposed, (C*kh*kw, N*OH*OW): each kernel offset then adds
-            # whole (C, N, OH, OW) planes whose rows are contiguous
-            dxs.append(col2im_t(wmat.T @ dm.T, *geometry))
-        else:
-            dxs.append(col2im(dm @ wmat, *geometry, layout=mode))
-    dx = dxs[0] if groups == 1 else np.concatenate(dxs, axis=1)
-    dw = dws[0] if groups == 1 else np.concatenate(dws, axis=0)
-    return dx, np.ascontiguousarray(dw), db
-
-
-def _flipped_ok(cache: ConvCache, kernel: Pair, in_hw: Pair, out_hw: Pair) -> bool:
-    """Whether dx can be computed as a plain stride-1 convolution with the flipped filters."""
-    if cache.stride != (1, 1):
-        return False
-    for k, p, d, size, o in zip(kernel, cache.padding, cache.dilation, in_hw, out_hw):
-        if p > d * (k - 1) or o + d * (k - 1) - 2 * p != size:
-            return False
-    return True
+        dx[:, g * cg : (g + 1) * cg] = col2im_t(dx_col, *geometry)
+    # summed in float64: a float32 sum over N*OH*OW values drifts
+    db = dout.sum(axis=(0, 2, 3), dtype=np.float64).astype(dout.dtype) if cache.has_bias else None
+    return dx, dw, db
 
 
 def conv2d_input_grad_flipped(
-    dout: np.ndarray, w: np.ndarray, padding: int | Pair = 0, dilation: int | Pair = 1
+    dout: np.ndarray,
+    w: np.ndarray,
+    padding: int | Pair = 0,
+    dilation: int | Pair = 1,
+    forward: Callable[..., tuple[np.ndarray, object]] = conv2d_forward_im2col,
 ) -> np.ndarray:
     """The notes' "backprop of a convolution is a convolution with flipped filters" (stride 1).
 
     For a stride-1, ungrouped convolution with padding P, dilation d and a kh x kw kernel,
     ``dx = conv(dout padded by d*(kh-1)-P, w flipped in both spatial axes with its in and out
-    channels swapped, dilation d)``. It equals col2im of the column gradient (the general
-    route :func:`conv2d_backward` takes for strides above 1).
+    channels swapped, dilation d)``. It equals col2im of the column gradient, the route
+    :func:`conv2d_backward_im2col` takes. ``forward`` is the convolution that computes it (the
+    fast path passes its own).
     """
     ph, pw = pair(padding, "padding")
     dh, dw = pair(dilation, "dilation")
@@ -351,5 +191,5 @@ def conv2d_input_grad_flipped(
             "the input gradient is not a plain full convolution; use conv2d_backward"
         )
     w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    dx, _ = conv2d_forward(dout, w_flip, None, stride=1, padding=(fh, fw), dilation=(dh, dw))
+    dx, _ = forward(dout, w_flip, None, stride=1, padding=(fh, fw), dilation=(dh, dw))
     return dx

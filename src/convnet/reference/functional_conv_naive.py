@@ -1,8 +1,9 @@
 """Convolution forward and backward as plain loops: the formula, one dot product per output.
 
-The readable definition that :mod:`.functional_conv`'s fast version is checked against (see its
-module docstring for shapes and the formula). Slow on purpose; it warns with
-:class:`SlowPathWarning` when a call would loop more than ``NAIVE_WARN_ITERATIONS`` times.
+The readable definition that the im2col version (:mod:`.functional_conv`, whose docstring gives
+the shapes, output size and formula) and the fast one (:mod:`.functional_conv_fast`) are checked
+against. Slow on purpose; it warns with :class:`SlowPathWarning` when a call would loop more
+than ``NAIVE_WARN_ITERATIONS`` times.
 """
 
 from __future__ import annotations

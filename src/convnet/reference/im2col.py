@@ -2,26 +2,25 @@
 
 The notes' example: AlexNet's first layer reads a 227x227x3 input with 96 filters of 11x11x3 at
 stride 4, so there are (227 - 11) / 4 + 1 = 55 positions per axis. Stretching every receptive
-field into a row gives a [3025 x 363] matrix (the notes draw its transpose, [363 x 3025]); the
-filters stretched into a [363 x 96] matrix, one GEMM computes all 55*55*96 dot products.
+field into a column gives the notes' ``X_col`` of [363 x 3025] (:func:`im2col_t`); with the
+filters stretched into the rows of ``W_row`` [96 x 363], one GEMM ``W_row @ X_col`` computes all
+55*55*96 dot products (:mod:`.functional_conv` does exactly that).
 
 Here the receptive fields are gathered with ``numpy.lib.stride_tricks.as_strided`` (a view,
 no Python loop over pixels) and copied once into a contiguous matrix. Its memory is the
 price the notes warn about: every input value is copied about ``(kh*kw) / (stride**2)`` times.
 
-Two column orders are used, and the weight matrix is reshaped to match:
+:func:`im2col` builds the transpose, one receptive field per *row*, (N*OH*OW, C*kh*kw), in
+either of two column orders (the weight matrix is reshaped to match):
 
-- ``"hwc"``: columns ordered (kh, kw, C); read from a channels-last (N, Hp, Wp, C) buffer, each
-  copied run is C values long. Best when C is large and the image small (deep layers).
-- ``"chw"``: columns ordered (C, kh, kw); read from an (N, C, Hp, Wp) buffer, each run is kw
-  values long.
+- ``"chw"``: columns ordered (C, kh, kw), like ``w.reshape(K, -1)``; read from an
+  (N, C, Hp, Wp) buffer, each copied run is kw values long.
+- ``"hwc"``: columns ordered (kh, kw, C); read from a channels-last (N, Hp, Wp, C) buffer
+  (:mod:`.nhwc`), each copied run is C values long. Deep layers (C large, image small) copy
+  and multiply faster this way; :mod:`.functional_conv_fast` picks the order per layer.
 
-The fast convolution also uses the notes' own orientation, :func:`im2col_t`: the *transposed*
-column matrix [C*kh*kw x N*OH*OW] (the notes' ``X_col``). It is read straight from the NCHW
-input: each of its rows is a whole (N, OH, OW) plane of one input channel at one kernel offset,
-so the copied runs are OW values long (at stride 1), and an NCHW input needs no channels-last
-transpose first. Best when the image is at least as wide as C is deep (the first layers);
-``"hwc"`` wins when C is large and the image small (deep layers), see :func:`choose_layout`.
+:func:`col2im` and :func:`col2im_t` are their adjoints: they add every column entry back onto
+the input pixel it was read from, which is how a convolution's input gradient is assembled.
 
 Output size per axis (the notes' formula, with dilation d): ``(W - d*(F-1) - 1 + 2P) // S + 1``.
 """
@@ -32,7 +31,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ShapeError
-from ._scratch import scratch
+from .nhwc import pad_nhwc
 
 Pair = tuple[int, int]
 
@@ -84,51 +83,6 @@ def conv_geometry(
     )
 
 
-def copy_to_nhwc(x: np.ndarray, out: np.ndarray) -> None:
-    """Copy x (N, C, H, W) into ``out`` (N, H, W, C), which may be a window of a larger buffer.
-
-    NumPy copies a transpose element by element; from a contiguous NCHW array every read is
-    H*W values after the last, and when that stride is a multiple of 4 KiB (any 32x32 or
-    64x64 float32 map) the reads all compete for the same cache sets. Staging each image in a
-    buffer whose rows are 16 values longer breaks the pattern: 2.7 ms instead of 6.8 ms for a
-    64x64x32x32 float32 batch.
-    """
-    n, c, h, w = x.shape
-    if not x.flags.c_contiguous or n * c * h * w == 0:
-        np.copyto(out, x.transpose(0, 2, 3, 1))
-        return
-    hw = h * w
-    stage = scratch("copy_to_nhwc", (c, hw + 16), x.dtype)
-    rows = stage[:, :hw]
-    for i, image in enumerate(x.reshape(n, c, hw)):
-        rows[...] = image
-        np.copyto(out[i], rows.T.reshape(h, w, c))
-
-
-def pad_nhwc(x: np.ndarray, padding: Pair) -> np.ndarray:
-    """Copy an (N, C, H, W) array into a zero-padded channels-last (N, H+2ph, W+2pw, C) buffer.
-
-    One copy does both the padding and the layout change. If ``x`` already lives in
-    channels-last memory (a previous fast conv returns such views) and needs no padding, the
-    result is a free view.
-    """
-    n, c, h, w = x.shape
-    ph, pw = padding
-    if ph == 0 and pw == 0:
-        if is_nhwc(x):
-            return x.transpose(0, 2, 3, 1)
-        xp = np.empty((n, h, w, c), dtype=x.dtype)
-    else:
-        xp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
-    copy_to_nhwc(x, xp[:, ph : ph + h, pw : pw + w, :])
-    return xp
-
-
-def is_nhwc(x: np.ndarray) -> bool:
-    """Whether an (N, C, H, W) array's memory is channels-last (N, H, W, C), C-contiguous."""
-    return x.transpose(0, 2, 3, 1).flags.c_contiguous
-
-
 def pad_nchw(x: np.ndarray, padding: Pair, value: float = 0.0) -> np.ndarray:
     """Zero- (or ``value``-) padded contiguous (N, C, H+2ph, W+2pw) copy of ``x``."""
     ph, pw = padding
@@ -165,20 +119,6 @@ def windows(
     else:
         raise ValueError(f"layout must be 'hwc' or 'chw', got {layout!r}")
     return as_strided(xp, shape=shape, strides=strides, writeable=False)
-
-
-def choose_layout(channels: int, kernel_w: int, out_w: int) -> str:
-    """Pick the fast convolution's column layout: ``"chw_t"``, ``"hwc"`` or ``"chw"``.
-
-    The one whose innermost copied run is longest (see the module docstring): OW values for
-    ``"chw_t"``, C for ``"hwc"``, kw for ``"chw"``; ties go to ``"chw_t"``, which also skips
-    the channels-last transpose of an NCHW input and whose GEMM ``w_matrix @ cols_t`` runs a
-    little faster in OpenBLAS. So first layers (C = 3) and wide images use ``"chw_t"``, deep
-    layers with many channels on small images use ``"hwc"``.
-    """
-    if channels <= out_w:
-        return "chw_t"
-    return "hwc" if channels >= kernel_w else "chw"
 
 
 def im2col(
@@ -295,12 +235,14 @@ def col2im_t(
     stride: int | Pair = 1,
     padding: int | Pair = 0,
     dilation: int | Pair = 1,
+    work: np.ndarray | None = None,
 ) -> np.ndarray:
-    """:func:`col2im` for the transposed column matrix, (C*kh*kw, N*OH*OW) in (c, u, v) order.
+    """The adjoint of :func:`im2col_t`, for the notes' (C*kh*kw, N*OH*OW) ``X_col`` gradient.
 
     Each of the kh*kw offsets adds one (C, N, OH, OW) block whose rows are contiguous, which
     is faster than gathering short (C,) or (kw,) runs when C is small (a first layer).
-    Returns (N, C, H, W).
+    Returns a new contiguous (N, C, H, W) array. ``work``, if given, is the (C, N, H+2ph, W+2pw)
+    buffer to add into (its contents are overwritten): the fast path passes a reused one.
     """
     kernel, stride, padding, dilation = window_pairs(kernel, stride, padding, dilation)
     n, c, h, w = x_shape
@@ -310,15 +252,21 @@ def col2im_t(
     # accumulate in the columns' own (C, N, Hp, Wp) order, so every add walks both operands in
     # the same memory order; one transposing copy to (N, C, H, W) at the end is cheaper than
     # kh*kw transposed adds
-    dxp = scratch("col2im_t.dxp", (c, n, h + 2 * ph, w + 2 * pw), cols_t.dtype)
-    dxp.fill(0)
+    shape = (c, n, h + 2 * ph, w + 2 * pw)
+    if work is None:
+        dxp = np.zeros(shape, dtype=cols_t.dtype)
+    else:
+        if work.shape != shape:
+            raise ValueError(f"col2im_t: work buffer must have shape {shape}, got {work.shape}")
+        dxp = work
+        dxp.fill(0)
     for i in range(kh):
         for j in range(kw):
             hs, ws = i * dh, j * dw
             dxp[:, :, hs : hs + sh * (oh - 1) + 1 : sh, ws : ws + sw * (ow - 1) + 1 : sw] += c6[
                 :, i, j
             ]
-    # dxp is scratch: always copy, even where the slice happens to be contiguous
+    # always a copy, so the result never aliases ``work``
     return dxp[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3).copy()
 
 

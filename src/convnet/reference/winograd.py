@@ -19,7 +19,7 @@ digit against direct summation in float32 (relative error about 1e-5 instead of 
 256 channels). That is inside the 1e-4 the reference engine promises for values, but a ReLU
 input that lands within rounding of zero can then fall on the other side of the kink than in
 torch and move a gradient entry by a whole value; ``conv_algorithm("im2col")`` (in
-:mod:`.functional_conv`) keeps the exact-order sums where a comparison needs them.
+:mod:`.functional_conv_fast`) keeps the exact-order sums where a comparison needs them.
 
 >>> rng = np.random.default_rng(0)
 >>> x = rng.standard_normal((2, 5, 9, 7))
@@ -36,7 +36,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ._scratch import scratch
-from .im2col import Pair, copy_to_nhwc, is_nhwc
+from .im2col import Pair
+from .nhwc import copy_to_nhwc, is_nhwc
 
 M, R = 4, 3  # outputs per tile side, filter side
 TILE = M + R - 1  # 6
