@@ -253,7 +253,7 @@ def test_bf16_and_channels_last_run(tmp_path):
 def test_a_model_ending_in_softmax_trains_and_predicts_on_its_scores(tmp_path):
     # "FC -> SOFTMAX": the loss is the cross-entropy of the scores under the softmax (the NLL of
     # its output), and predicted probabilities are its output, not a second softmax of it
-    from convnet.models._output import output_kind
+    from convnet.models.outputs import output_kind
     from convnet.notation import build
     from convnet.train.evaluate import predict_probs
     from convnet.train.loop import training_loss

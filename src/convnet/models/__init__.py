@@ -1,8 +1,8 @@
 """The zoo: every architecture the notes study, one family per file, behind one registry."""
 
-from ._outputs import AuxOutputs
 from ._registry import ModelCard, create_model, get_card, is_model, list_models, register_model
 from ._weights import load_weights
+from .outputs import AuxOutputs
 
 __all__ = [
     "AuxOutputs",

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from ..errors import ShapeError
 from ..layers import BasicConv2d, Inception, local_response_norm
 from ._init import he_init
-from ._outputs import AuxOutputs
 from ._registry import register_model
+from .outputs import AuxOutputs
 
 # (in, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj): the paper's Table 1
 _TABLE = {

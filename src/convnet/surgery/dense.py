@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ShapeError
-from ..models._output import as_logits
+from ..models.outputs import as_logits
 from .convert import Conversion, fc_to_conv, resolve_input_size
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConvnetError
-from ..models._output import as_logits, output_kind
+from ..models.outputs import as_logits, output_kind
 
 TTA = ("flip", "multicrop")
 
@@ -27,7 +27,7 @@ TTA = ("flip", "multicrop")
 def main_logits(out: Any, kind: str = "scores") -> torch.Tensor:
     """The main classifier's logits from a model output: a tensor, a tuple/namedtuple (first
     element), or a dict (``logits`` / ``out`` key, else the first value). ``kind`` is
-    :func:`~convnet.models._output.output_kind` of the model: a model that ends in a softmax
+    :func:`~convnet.models.outputs.output_kind` of the model: a model that ends in a softmax
     gives ``log p`` here."""
     return as_logits(main_output(out), kind)
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from .._io import atomic_write_text
 from ..errors import ConvnetError, TrainingError
-from ..models._output import output_kind
+from ..models.outputs import output_kind
 from . import distributed as D
 from .checkpoint import read_checkpoint, restore_training_state, save_training_checkpoint
 from .config import TrainConfig
@@ -63,7 +63,7 @@ _RESUME_FREE = (
 def split_outputs(out: Any, kind: str = "scores") -> tuple[torch.Tensor, list[torch.Tensor]]:
     """(main logits, auxiliary logits) from a tensor, tuple/namedtuple (main first) or dict.
 
-    ``kind``: the model's :func:`~convnet.models._output.output_kind` (for the main output)."""
+    ``kind``: the model's :func:`~convnet.models.outputs.output_kind` (for the main output)."""
     main = main_logits(out, kind)
     if isinstance(out, dict):
         aux = [v for v in out.values() if isinstance(v, torch.Tensor) and v is not main_output(out)]

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import ConvnetError
-from ..models._output import output_kind
+from ..models.outputs import output_kind
 
 
 def read_image(path: str | os.PathLike, channels: int) -> torch.Tensor:
