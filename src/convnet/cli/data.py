@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+_DIR_HELP = "where named data sets live (default: $CONVNET_DATA, else ~/.cache/convnet/data)"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("data", help="download and inspect data sets")
@@ -16,28 +18,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and verifying its MD5. Set CONVNET_DATA_MIRROR to fetch from a mirror instead.",
     )
     get.add_argument("name", metavar="NAME", help="mnist, fashion-mnist, cifar10 or cifar100")
+    get.add_argument("--dir", "--data-dir", dest="dir", default=None, metavar="DIR", help=_DIR_HELP)
     get.add_argument(
-        "--dir", default=None, help="data folder (default $CONVNET_DATA or ~/.cache/convnet/data)"
+        "--mirror",
+        default=None,
+        metavar="URL",
+        help="base URL serving the same file names (default: $CONVNET_DATA_MIRROR, else the "
+        "official site)",
     )
-    get.add_argument("--mirror", default=None, help="base URL serving the same file names")
     get.add_argument("--no-progress", action="store_true", help="no progress bar")
     get.set_defaults(func=_get)
 
     info = sub.add_parser("info", help="load a data set and show its size, classes and statistics")
     info.add_argument(
-        "spec", nargs="?", default="mnist-sample", metavar="SPEC", help="a name or a path"
+        "spec",
+        nargs="?",
+        default="mnist-sample",
+        metavar="SPEC",
+        help="a data set name or a path (default: mnist-sample)",
     )
-    info.add_argument("--dir", default=None, help="data folder for named data sets")
+    info.add_argument(
+        "--dir", "--data-dir", dest="dir", default=None, metavar="DIR", help=_DIR_HELP
+    )
     info.add_argument(
         "--image-size",
         type=int,
         nargs="+",
         default=None,
-        metavar="N",
-        help="H [W] for image folders",
+        metavar="PIXELS",
+        help="H [W] in pixels: resize and centre-crop an image folder's pictures to this size "
+        "(default: the pictures' own size)",
     )
     info.add_argument(
-        "--strict", action="store_true", help="fail on a corrupt image instead of skipping it"
+        "--strict",
+        action="store_true",
+        help="fail on a corrupt image instead of skipping it (default: skip it, with a warning)",
     )
     info.set_defaults(func=_info)
 

@@ -14,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(a .pt file or a run folder). --ensemble averages the class probabilities of several "
         "checkpoints (the notes' 7-net AlexNet ensemble); --tta averages over test-time views.",
     )
-    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument(
+        "checkpoint", metavar="CHECKPOINT", help="a .pt checkpoint, or a run folder (its best.pt)"
+    )
     p.add_argument(
         "--data", default=None, help="data set (default: the one the checkpoint was trained on)"
     )
@@ -22,14 +24,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tta",
         choices=("flip", "multicrop"),
         default=None,
-        help="flip: image + mirror; multicrop: 4 corners + centre of a padded image, and mirrors",
+        help="flip: image + mirror; multicrop: 4 corners + centre of a padded image, and mirrors "
+        "(default: none, the image alone)",
     )
     p.add_argument(
-        "--ensemble", nargs="+", default=[], metavar="CKPT", help="more checkpoints to average with"
+        "--ensemble",
+        nargs="+",
+        default=[],
+        metavar="CKPT",
+        help="more checkpoints to average the class probabilities with (default: none)",
     )
-    p.add_argument("--batch", type=int, default=512)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=512,
+        metavar="IMAGES",
+        help="images per batch (default: 512)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (cuda if available, else cpu), cpu, cuda or cuda:N (default: auto)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: top-1, top-5, loss and per-class accuracy; json: the full result with the "
+        "confusion matrix (default: text)",
+    )
+    p.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="same as --format json"
+    )
     p.add_argument(
         "--model",
         dest="model_file",
@@ -53,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
         device=args.device,
         model=args.model_file,
     )
-    if args.json:
+    if args.format == "json":
         print(json.dumps(r, indent=1))
         return 0
     what = f"{len(r['models'])} models" if len(r["models"]) > 1 else r["models"][0]

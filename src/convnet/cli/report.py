@@ -11,9 +11,19 @@ def register(subparsers) -> None:
         "model summary, curves, confusion matrix, first-layer filters and activation maps.",
     )
     p.add_argument("run", metavar="RUN", help="run folder runs/NAME")
-    p.add_argument("-o", "--output", default=None, help="output file (default RUN/report.html)")
     p.add_argument(
-        "--images", type=int, default=3, help="test images for the activation maps (default 3)"
+        "-o",
+        "--out",
+        "--output",
+        dest="output",
+        default=None,
+        help="the HTML file to write (default: RUN/report.html)",
+    )
+    p.add_argument(
+        "--images",
+        type=int,
+        default=3,
+        help="how many test images the activation maps show (default: 3)",
     )
     p.add_argument(
         "--model",

@@ -33,20 +33,36 @@ def register(subparsers) -> None:
         help="training input size: 224, 224x224 or 3x224x224 (default: the model's)",
     )
     p.add_argument(
-        "--out", metavar="PATH", help="write the converted state dict (.safetensors or .pt)"
+        "-o",
+        "--out",
+        "--output",
+        dest="out",
+        metavar="PATH",
+        help="write the converted state dict to PATH, .safetensors or .pt (default: write nothing)",
     )
     p.add_argument(
         "--dense",
         metavar="SIZE",
-        help="image size to report the score map for (default: input + 5 strides)",
+        help="image size H x W (or one number) in pixels to report the score map for "
+        "(default: the input + 5 strides)",
     )
     p.add_argument(
-        "--weights", metavar="PATH", help="weights to load into a zoo or file model first"
+        "--weights",
+        metavar="PATH",
+        help="weights to load into a zoo or file model first (default: none, untrained)",
     )
     p.add_argument(
-        "--num-classes", type=int, help="classes of the head (zoo, pattern or file models)"
+        "--num-classes",
+        type=int,
+        metavar="N",
+        help="classes of the head, for zoo, pattern or file models (default: the model's)",
     )
-    p.add_argument("--in-chans", type=int, help="input channels (zoo or file models)")
+    p.add_argument(
+        "--in-chans",
+        type=int,
+        metavar="C",
+        help="input channels, for zoo or file models (default: the model's)",
+    )
     p.add_argument(
         "--model",
         dest="model_file",

@@ -56,13 +56,29 @@ def field_flags(f: dataclasses.Field, doc: FieldDoc) -> tuple[str, ...]:
     return doc.flags or ("--" + f.name.replace("_", "-"),)
 
 
+class _OnOff(argparse.Action):
+    """A bool field as --x / --no-x. A field named no_x gets --no-x / --x: argparse's
+    BooleanOptionalAction would offer --no-no-x, and read --no-x itself as False."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kw) -> None:
+        self.on = tuple(option_strings)
+        off = tuple("--" + s[5:] if s.startswith("--no-") else "--no-" + s[2:] for s in self.on)
+        super().__init__([*self.on, *off], dest, nargs=0, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, option_string in self.on)
+
+    def format_usage(self) -> str:
+        return " | ".join(self.option_strings)
+
+
 def _add_field(p: argparse.ArgumentParser, f: dataclasses.Field, doc: FieldDoc, hint) -> None:
     """One TrainConfig field as an option whose default is None (= not given, keep the recipe's)."""
     kw: dict = dict(dest=f.name, default=None, help=_help(f, doc))
     if f.name == "out":
         kw["metavar"] = "DIR"
     if hint is bool:
-        kw["action"] = argparse.BooleanOptionalAction
+        kw["action"] = _OnOff
     elif typing.get_origin(hint) is tuple:
         args = typing.get_args(hint)
         kw.update(type=args[0], nargs="+" if args[-1] is Ellipsis else len(args))

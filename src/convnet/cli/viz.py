@@ -24,6 +24,10 @@ def _unit(text: str) -> tuple[int, int]:
     return r, c
 
 
+_MODEL_HELP = "a checkpoint or run folder, a zoo name or a pattern-language line (untrained)"
+_IMAGE_HELP = "an image file, mnist:INDEX (a bundled test digit) or skimage:NAME"
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "viz",
@@ -37,48 +41,64 @@ def register(subparsers) -> None:
     def common(q, default: str) -> None:
         q.add_argument(
             "-o",
+            "--out",
             "--output",
+            dest="output",
             default=None,
-            help=f"output path without or with .png (default {default}[-LAYER].png/.svg)",
+            help=f"output path, with or without the suffix (default {default}[-LAYER].png/.svg)",
         )
         q.add_argument(
             "--format",
             default="png,svg",
-            help="comma-separated formats: png, svg, pdf (default png,svg)",
+            help="the figure's file formats, comma-separated: png, svg, pdf (default png,svg)",
         )
-        q.add_argument("--dpi", type=int, default=120, help="PNG resolution (default 120)")
+        q.add_argument(
+            "--dpi", type=int, default=120, help="PNG resolution in dots per inch (default 120)"
+        )
 
     q = sub.add_parser(
         "filters", help="a conv layer's filters as a grid (default the first conv layer)"
     )
-    q.add_argument("model", metavar="MODEL")
+    q.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
     _model_file(q)
-    q.add_argument("--layer", default=None, help="module path of a conv layer, e.g. features.0")
-    q.add_argument("--max-filters", type=int, default=None, help="draw at most this many filters")
+    q.add_argument(
+        "--layer",
+        default=None,
+        help="module path of a conv layer, e.g. features.0 (default: the first conv layer)",
+    )
+    q.add_argument(
+        "--max-filters",
+        type=int,
+        default=None,
+        metavar="N",
+        help="draw at most N filters (default: all)",
+    )
     common(q, "filters")
     q.set_defaults(func=_filters)
 
     q = sub.add_parser(
         "activations", help="a layer's 2D activation maps for one image, most active first"
     )
-    q.add_argument("model", metavar="MODEL")
+    q.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
     _model_file(q)
-    q.add_argument("image", metavar="IMAGE")
-    q.add_argument("--layer", required=True, help="module path, e.g. features.1")
-    q.add_argument("--top", type=int, default=16, help="how many maps (default 16; 0 = all)")
+    q.add_argument("image", metavar="IMAGE", help=_IMAGE_HELP)
+    q.add_argument("--layer", required=True, help="module path, e.g. features.1; required")
+    q.add_argument(
+        "--top", type=int, default=16, metavar="N", help="how many maps (default 16; 0 = all)"
+    )
     common(q, "activations")
     q.set_defaults(func=_activations)
 
     q = sub.add_parser("overlay", help="chosen channels' maps over several images, side by side")
-    q.add_argument("model", metavar="MODEL")
+    q.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
     _model_file(q)
-    q.add_argument("images", metavar="IMAGE", nargs="+")
-    q.add_argument("--layer", required=True, help="module path, e.g. features.28")
+    q.add_argument("images", metavar="IMAGE", nargs="+", help=_IMAGE_HELP + "; one or more")
+    q.add_argument("--layer", required=True, help="module path, e.g. features.28; required")
     q.add_argument(
         "--channels",
         type=_channels,
         default=None,
-        help="e.g. 108,375,284 (default the 4 most active)",
+        help="channel numbers, e.g. 108,375,284 (default: the 4 most active)",
     )
     common(q, "overlay")
     q.set_defaults(func=_overlay)
@@ -86,18 +106,28 @@ def register(subparsers) -> None:
     q = sub.add_parser(
         "rf", help="the input region one unit sees, and receptive-field size by depth"
     )
-    q.add_argument("model", metavar="MODEL")
+    q.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
     _model_file(q)
-    q.add_argument("--layer", required=True, help="module path of the layer, e.g. features.3")
-    q.add_argument("--image", default=None, help="draw on this image and show the unit's gradient")
+    q.add_argument(
+        "--layer", required=True, help="module path of the layer, e.g. features.3; required"
+    )
+    q.add_argument(
+        "--image",
+        default=None,
+        help=_IMAGE_HELP
+        + ": draw on it and show the unit's gradient (default: none, a blank canvas)",
+    )
     q.add_argument(
         "--unit",
         type=_unit,
         default=None,
-        help="ROW,COL of the unit in the layer's map (default centre)",
+        help="ROW,COL of the unit in the layer's map (default: the centre)",
     )
     q.add_argument(
-        "--channel", type=int, default=None, help="channel for the gradient (default most active)"
+        "--channel",
+        type=int,
+        default=None,
+        help="channel for the gradient (default: the most active)",
     )
     common(q, "rf")
     q.set_defaults(func=_rf)
