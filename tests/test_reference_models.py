@@ -228,3 +228,41 @@ def test_a_net_ending_in_softmax_converts_and_trains_on_its_scores():
         )
         assert model(torch.from_numpy(x[:2])).shape == (2, 3)
     assert runs[0]["val_top1"] == runs[1]["val_top1"] and runs[0]["loss"] == runs[1]["loss"]
+
+
+@pytest.mark.parametrize(
+    "module, message",
+    [
+        (nn.Softmax(), "Softmax needs an explicit dim"),
+        (nn.MaxPool2d(2, return_indices=True), "return_indices=True"),
+        (nn.BatchNorm2d(1, momentum=None), "momentum=None"),
+        (nn.Conv2d(1, 1, 3, padding=1, padding_mode="reflect"), "padding_mode='reflect'"),
+        (nn.Conv2d(1, 1, 2, padding="same"), "pads unevenly"),
+    ],
+)
+def test_unsupported_layer_options_are_named(module, message):
+    # each refusal names the layer's option and what to do instead
+    with pytest.raises(ConversionError, match=message):
+        from_torch(nn.Sequential(module), torch.zeros(1, 1, 4, 4))
+
+
+def test_every_leaf_layer_converts():
+    # the torch layers the engine implements whole, in one net, against torch (float64)
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding="same", bias=False),  # a bias before BN gets a zero gradient
+        nn.BatchNorm2d(4),
+        nn.LeakyReLU(0.1),
+        nn.MaxPool2d(2, ceil_mode=True),
+        nn.Sigmoid(),
+        nn.AvgPool2d(2, 1, padding=1, count_include_pad=False),
+        nn.AdaptiveMaxPool2d((3, None)),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Identity(),
+        nn.Dropout(0.0),
+        nn.Flatten(),
+        nn.Linear(16, 5),
+        nn.Tanh(),
+        nn.BatchNorm1d(5),
+        nn.Softmax(dim=1),
+    )
+    compare(model, (3, 2, 7, 7), torch.float64)

@@ -13,6 +13,7 @@ the data), with fx's own reason.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
 import numpy as np
 import torch
@@ -32,51 +33,6 @@ def _np(t: torch.Tensor, dtype) -> np.ndarray:
     return t.detach().cpu().numpy().astype(dtype, copy=True)
 
 
-def _extra_leaf_types() -> tuple[type, ...]:
-    """convnet's own layers that the reference engine implements whole."""
-    types: list[type] = []
-    try:
-        from ..layers.locally_connected import LocallyConnected2d
-
-        types.append(LocallyConnected2d)
-    except ImportError:  # pragma: no cover - the layer file is part of the package
-        pass
-    try:
-        from ..layers.connection_table import ConnectionTableConv2d
-
-        types.append(ConnectionTableConv2d)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from ..layers.l2pool import L2Pool2d
-
-        types.append(L2Pool2d)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(types)
-
-
-_TORCH_LEAVES = (
-    nn.Conv2d,
-    nn.Linear,
-    nn.ReLU,
-    nn.LeakyReLU,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.Softmax,
-    nn.MaxPool2d,
-    nn.AvgPool2d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveMaxPool2d,
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.LocalResponseNorm,
-    nn.Dropout,
-    nn.Flatten,
-    nn.Identity,
-)
-
-
 def _conv_padding(mod: nn.Conv2d) -> tuple[int, int]:
     if mod.padding_mode != "zeros":
         raise ConversionError(
@@ -94,117 +50,166 @@ def _conv_padding(mod: nn.Conv2d) -> tuple[int, int]:
     return tuple(mod.padding)
 
 
+# ----------------------------------------------------------------- one converter per module
+# Each takes (torch module, NumPy dtype, example input tensor or None, module path) and returns
+# the reference layer; convert_module copies the parameters afterwards.
+
+
+def _conv2d(mod: nn.Conv2d, dtype, example, path: str) -> L.Layer:
+    return L.Conv2d(
+        mod.in_channels,
+        mod.out_channels,
+        mod.kernel_size,
+        mod.stride,
+        _conv_padding(mod),
+        mod.dilation,
+        mod.groups,
+        bias=mod.bias is not None,
+        dtype=dtype,
+        init=False,
+    )
+
+
+def _linear(mod: nn.Linear, dtype, example, path: str) -> L.Layer:
+    return L.Linear(
+        mod.in_features, mod.out_features, bias=mod.bias is not None, dtype=dtype, init=False
+    )
+
+
+def _softmax(mod: nn.Softmax, dtype, example, path: str) -> L.Layer:
+    if mod.dim is None:
+        raise ConversionError(f"{path}: Softmax needs an explicit dim")
+    return L.Softmax(mod.dim)
+
+
+def _maxpool(mod: nn.MaxPool2d, dtype, example, path: str) -> L.Layer:
+    if mod.return_indices:
+        raise ConversionError(f"{path}: MaxPool2d(return_indices=True) is not supported")
+    return L.MaxPool2d(mod.kernel_size, mod.stride, mod.padding, mod.dilation, mod.ceil_mode)
+
+
+def _avgpool(mod: nn.AvgPool2d, dtype, example, path: str) -> L.Layer:
+    return L.AvgPool2d(
+        mod.kernel_size,
+        mod.stride,
+        mod.padding,
+        mod.ceil_mode,
+        mod.count_include_pad,
+        mod.divisor_override,
+    )
+
+
+def _adaptive_pool(mod: nn.Module, dtype, example, path: str) -> L.Layer:
+    out = mod.output_size
+    size = tuple(out) if isinstance(out, (tuple, list)) else (out, out)
+    if None in size:  # None keeps that input dimension
+        size = tuple(s if s is not None else example.shape[2 + i] for i, s in enumerate(size))
+    cls = L.AdaptiveAvgPool2d if isinstance(mod, nn.AdaptiveAvgPool2d) else L.AdaptiveMaxPool2d
+    return cls(tuple(size))
+
+
+def _batchnorm(mod: nn.Module, dtype, example, path: str) -> L.Layer:
+    if mod.momentum is None:
+        raise ConversionError(
+            f"{path}: BatchNorm with momentum=None (cumulative average) is not supported"
+        )
+    layer = L.BatchNorm(
+        mod.num_features, mod.eps, mod.momentum, mod.affine, mod.track_running_stats, dtype=dtype
+    )
+    if mod.track_running_stats:
+        layer.buffers["running_mean"] = _np(mod.running_mean, dtype)
+        layer.buffers["running_var"] = _np(mod.running_var, dtype)
+    return layer
+
+
+def _locally_connected(mod: nn.Module, dtype, example, path: str) -> L.Layer:
+    return L.LocallyConnected2d(
+        mod.in_channels,
+        mod.out_channels,
+        mod.in_size,
+        mod.kernel_size,
+        mod.stride,
+        mod.padding,
+        bias=mod.bias is not None,
+        dtype=dtype,
+        init=False,
+    )
+
+
+def _table_conv(mod: nn.Module, dtype, example, path: str) -> L.Layer:
+    return L.TableConv2d(
+        mod.in_channels,
+        mod.out_index.cpu().numpy(),
+        mod.in_index.cpu().numpy(),
+        mod.kernel_size,
+        mod.stride,
+        mod.padding,
+        bias=mod.bias is not None,
+        dtype=dtype,
+        init=False,
+    )
+
+
+Converter = Callable[[nn.Module, object, "torch.Tensor | None", str], L.Layer]
+
+_CONVERTERS: tuple[tuple[type, Converter], ...] = (
+    (nn.Conv2d, _conv2d),
+    (nn.Linear, _linear),
+    (nn.ReLU, lambda mod, *_: L.ReLU()),
+    (nn.LeakyReLU, lambda mod, *_: L.LeakyReLU(mod.negative_slope)),
+    (nn.Sigmoid, lambda mod, *_: L.Sigmoid()),
+    (nn.Tanh, lambda mod, *_: L.Tanh()),
+    (nn.Softmax, _softmax),
+    (nn.MaxPool2d, _maxpool),
+    (nn.AvgPool2d, _avgpool),
+    (nn.AdaptiveAvgPool2d, _adaptive_pool),
+    (nn.AdaptiveMaxPool2d, _adaptive_pool),
+    (nn.BatchNorm1d, _batchnorm),
+    (nn.BatchNorm2d, _batchnorm),
+    (nn.LocalResponseNorm, lambda mod, *_: L.LRN(mod.size, mod.alpha, mod.beta, mod.k)),
+    (nn.Dropout, lambda mod, *_: L.Dropout(mod.p)),
+    (nn.Flatten, lambda mod, *_: L.Flatten(mod.start_dim, mod.end_dim)),
+    (nn.Identity, lambda mod, *_: L.Layer()),
+)
+
+
+def _extra_converters() -> tuple[tuple[type, Converter], ...]:
+    """Converters for convnet's own layers (imported here, so the table above needs no import)."""
+    from ..layers.connection_table import ConnectionTableConv2d
+    from ..layers.l2pool import L2Pool2d
+    from ..layers.locally_connected import LocallyConnected2d
+
+    return (
+        (LocallyConnected2d, _locally_connected),
+        (ConnectionTableConv2d, _table_conv),
+        (L2Pool2d, lambda mod, *_: L.L2Pool2d(mod.kernel_size, mod.stride, mod.padding)),
+    )
+
+
+@cache
+def _all_converters() -> tuple[tuple[type, Converter], ...]:
+    return (*_CONVERTERS, *_extra_converters())
+
+
+@cache
+def _leaf_types() -> tuple[type, ...]:
+    """The modules the reference engine implements whole (the tracer does not look inside)."""
+    return tuple(cls for cls, _ in _all_converters())
+
+
 def convert_module(
     mod: nn.Module, dtype, example: torch.Tensor | None = None, path: str = ""
 ) -> L.Layer:
     """The reference layer equivalent to one torch leaf module, weights copied as ``dtype``."""
-    extra = _extra_leaf_types()
-    if isinstance(mod, nn.Conv2d):
-        layer = L.Conv2d(
-            mod.in_channels,
-            mod.out_channels,
-            mod.kernel_size,
-            mod.stride,
-            _conv_padding(mod),
-            mod.dilation,
-            mod.groups,
-            bias=mod.bias is not None,
-            dtype=dtype,
-            init=False,
-        )
-    elif isinstance(mod, nn.Linear):
-        layer = L.Linear(
-            mod.in_features, mod.out_features, bias=mod.bias is not None, dtype=dtype, init=False
-        )
-    elif isinstance(mod, nn.ReLU):
-        layer = L.ReLU()
-    elif isinstance(mod, nn.LeakyReLU):
-        layer = L.LeakyReLU(mod.negative_slope)
-    elif isinstance(mod, nn.Sigmoid):
-        layer = L.Sigmoid()
-    elif isinstance(mod, nn.Tanh):
-        layer = L.Tanh()
-    elif isinstance(mod, nn.Softmax):
-        if mod.dim is None:
-            raise ConversionError(f"{path}: Softmax needs an explicit dim")
-        layer = L.Softmax(mod.dim)
-    elif isinstance(mod, nn.MaxPool2d):
-        if mod.return_indices:
-            raise ConversionError(f"{path}: MaxPool2d(return_indices=True) is not supported")
-        layer = L.MaxPool2d(mod.kernel_size, mod.stride, mod.padding, mod.dilation, mod.ceil_mode)
-    elif isinstance(mod, nn.AvgPool2d):
-        layer = L.AvgPool2d(
-            mod.kernel_size,
-            mod.stride,
-            mod.padding,
-            mod.ceil_mode,
-            mod.count_include_pad,
-            mod.divisor_override,
-        )
-    elif isinstance(mod, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-        size = (
-            mod.output_size
-            if isinstance(mod.output_size, (tuple, list))
-            else (mod.output_size,) * 2
-        )
-        if None in size:  # None keeps that input dimension
-            size = tuple(s if s is not None else example.shape[2 + i] for i, s in enumerate(size))
-        cls = L.AdaptiveAvgPool2d if isinstance(mod, nn.AdaptiveAvgPool2d) else L.AdaptiveMaxPool2d
-        layer = cls(tuple(size))
-    elif isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        if mod.momentum is None:
-            raise ConversionError(
-                f"{path}: BatchNorm with momentum=None (cumulative average) is not supported"
-            )
-        layer = L.BatchNorm(
-            mod.num_features,
-            mod.eps,
-            mod.momentum,
-            mod.affine,
-            mod.track_running_stats,
-            dtype=dtype,
-        )
-        if mod.track_running_stats:
-            layer.buffers["running_mean"] = _np(mod.running_mean, dtype)
-            layer.buffers["running_var"] = _np(mod.running_var, dtype)
-    elif isinstance(mod, nn.LocalResponseNorm):
-        layer = L.LRN(mod.size, mod.alpha, mod.beta, mod.k)
-    elif isinstance(mod, nn.Dropout):
-        layer = L.Dropout(mod.p)
-    elif isinstance(mod, nn.Flatten):
-        layer = L.Flatten(mod.start_dim, mod.end_dim)
-    elif isinstance(mod, nn.Identity):
-        layer = L.Layer()
-    elif extra and type(mod).__name__ == "LocallyConnected2d" and isinstance(mod, extra):
-        layer = L.LocallyConnected2d(
-            mod.in_channels,
-            mod.out_channels,
-            mod.in_size,
-            mod.kernel_size,
-            mod.stride,
-            mod.padding,
-            bias=mod.bias is not None,
-            dtype=dtype,
-            init=False,
-        )
-    elif extra and type(mod).__name__ == "ConnectionTableConv2d" and isinstance(mod, extra):
-        layer = L.TableConv2d(
-            mod.in_channels,
-            mod.out_index.cpu().numpy(),
-            mod.in_index.cpu().numpy(),
-            mod.kernel_size,
-            mod.stride,
-            mod.padding,
-            bias=mod.bias is not None,
-            dtype=dtype,
-            init=False,
-        )
-    elif extra and type(mod).__name__ == "L2Pool2d" and isinstance(mod, extra):
-        layer = L.L2Pool2d(mod.kernel_size, mod.stride, mod.padding)
+    for cls, convert in _all_converters():
+        if isinstance(mod, cls):
+            layer = convert(mod, dtype, example, path)
+            break
     else:
         raise ConversionError(
             f"{path or 'module'}: {type(mod).__name__} has no NumPy reference layer; "
-            "supported: Conv2d, Linear, pools, BatchNorm, LRN, Dropout, activations, Softmax, LocallyConnected2d, L2Pool2d"
+            "supported: Conv2d, Linear, pools, BatchNorm, LRN, Dropout, activations, Softmax, "
+            "LocallyConnected2d, ConnectionTableConv2d, L2Pool2d"
         )
     for name, p in mod.named_parameters(recurse=False):
         if p is not None:
@@ -217,7 +222,7 @@ class _Tracer(fx.Tracer):
     """Keep torch's layers and convnet's implemented layers whole; trace through everything else."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if isinstance(m, _TORCH_LEAVES) or isinstance(m, _extra_leaf_types()):
+        if isinstance(m, _leaf_types()):
             return True
         return super().is_leaf_module(m, qualname)
 
