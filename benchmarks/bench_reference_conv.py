@@ -31,8 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as TF
 
+from convnet.reference import blas_threads
 from convnet.reference import functional as F
-from convnet.reference._blas import blas_threads
 from convnet.reference.im2col import im2col_extra_bytes
 
 # (name, N, C, H, K, F, S, P)

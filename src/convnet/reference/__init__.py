@@ -17,6 +17,7 @@ The core never imports torch: ``import convnet.reference`` stays NumPy-only.
 from __future__ import annotations
 
 from . import functional
+from ._blas import blas_threads
 from ._scratch import release as release_scratch
 from .gradcheck import check_layer, numerical_gradient, rel_error
 from .losses import softmax_cross_entropy, svm_hinge
@@ -32,6 +33,7 @@ __all__ = [
     "Ref",
     "Sequential",
     "Solver",
+    "blas_threads",
     "check_layer",
     "from_torch",
     "functional",
