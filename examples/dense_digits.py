@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 import convnet
 from convnet.data import load
-from convnet.surgery import dense_predict, save_heatmap
+from convnet.surgery import dense_predict
+from convnet.viz import save_heatmap
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
 data = load("mnist-sample")

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..train.predict import predict
+    from ..predict import predict
 
     result = predict(
         args.checkpoint,

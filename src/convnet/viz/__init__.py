@@ -11,6 +11,7 @@ from ._images import conv_layer_paths, figure_bytes, load_image, save_figure
 from .activations import activation_maps, activations, rank_channels
 from .curves import confusion, curves, read_metrics
 from .filters import filters
+from .heatmap import save_heatmap
 from .overlay import overlay
 from .receptive_field import Region, effective_field, input_region, receptive_field, rf_by_depth
 from .report import build_report
@@ -34,4 +35,5 @@ __all__ = [
     "receptive_field",
     "rf_by_depth",
     "save_figure",
+    "save_heatmap",
 ]

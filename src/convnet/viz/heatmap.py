@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,7 +20,9 @@ from matplotlib.patches import Rectangle
 
 from .._io import atomic_write_bytes
 from ..errors import ShapeError
-from .dense import DensePrediction
+
+if TYPE_CHECKING:
+    from ..surgery import DensePrediction
 
 
 def _displayable(image: torch.Tensor) -> np.ndarray:

@@ -1,16 +1,18 @@
-"""Classify one image file with a trained checkpoint: top-k classes with probabilities."""
+"""Classify one image file with a trained checkpoint: top-k classes with probabilities, from one
+centre view or densely over every window (FC layers run as convolutions, ``convnet.surgery``)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import ConvnetError
-from ..models.outputs import output_kind
+from .errors import ConvnetError
+from .models.outputs import output_kind
 
 
 def read_image(path: str | os.PathLike, channels: int) -> torch.Tensor:
@@ -54,7 +56,7 @@ def prepare(img: torch.Tensor, info: dict[str, Any], dense: bool = False) -> tor
     then padded/cropped to the model's input (28x28 MNIST digits were padded to LeNet's 32x32).
     With ``dense`` the whole image is kept (only enlarged when smaller than one window).
     """
-    from .loader import fit_size
+    from .train.loader import fit_size
 
     c, h, w = info["input_size"]
     dh, dw = info.get("data_size") or (h, w)
@@ -83,22 +85,25 @@ def predict(
     probabilities are averaged over every window at every scale (FC layers run as convolutions).
     ``model`` names the ``file.py:Name`` the checkpoint was trained from (a checkpoint never
     imports it by itself)."""
-    from .checkpoint import load_checkpoint
-    from .evaluate import main_logits
+    from .resolve import resolve_model
+    from .train.evaluate import main_logits
 
-    net, info = load_checkpoint(checkpoint, model=model)
+    r = resolve_model(Path(checkpoint), model=model)  # a Path: always a checkpoint or run folder
+    net, info = r.model, r.checkpoint
     classes = info.get("classes") or [str(i) for i in range(info["num_classes"])]
     raw = read_image(image, info["input_size"][0])
     x = prepare(raw, info, dense=dense)
     out: dict[str, Any] = {}
     if dense:
-        from ..surgery import dense_predict, save_heatmap
+        from .surgery import dense_predict
 
         res = dense_predict(
             net, x, scales=tuple(scales), shifts=shifts, input_size=tuple(info["input_size"])
         )
         probs = res.probs
         if heatmap is not None:
+            from .viz import save_heatmap
+
             save_heatmap(res, x, heatmap, labels=classes)
             out["heatmap"] = str(heatmap)
     else:
