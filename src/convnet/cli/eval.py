@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._args import add_format, whole_number
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -36,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--batch",
-        type=int,
+        type=whole_number(1, "images per batch"),
         default=512,
         metavar="IMAGES",
         help="images per batch (default: 512)",
@@ -46,13 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="auto",
         help="auto (cuda if available, else cpu), cpu, cuda or cuda:N (default: auto)",
     )
-    p.add_argument(
-        "--format",
-        choices=("text", "json"),
-        default="text",
-        help="text: top-1, top-5, loss and per-class accuracy; json: the full result with the "
-        "confusion matrix (default: text)",
-    )
+    add_format(p, "top-1, top-5, loss and per-class accuracy", ("text", "json"))
     p.add_argument(
         "--json", dest="format", action="store_const", const="json", help="same as --format json"
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import add_format
+
 COLUMNS = ("name", "family", "year", "paper", "params", "macs", "input", "result")
 
 
@@ -15,8 +17,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "substring). MACs (multiply-adds, one image) are traced on the meta device at each "
         "model's canonical input; FLOPs are 2 x MACs.",
     )
-    p.add_argument("pattern", nargs="?", metavar="PATTERN")
-    p.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
+    p.add_argument(
+        "pattern",
+        nargs="?",
+        metavar="PATTERN",
+        help="a shell glob like 'resnet*' or a substring (default: every model)",
+    )
+    add_format(p, "a table sized to the terminal")
     p.add_argument("--no-macs", action="store_true", help="skip the MAC count (instant)")
     p.set_defaults(func=run)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._args import whole_number
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -21,7 +23,7 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--images",
-        type=int,
+        type=whole_number(1, "test images for the activation maps"),
         default=3,
         help="how many test images the activation maps show (default: 3)",
     )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import whole_number
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -53,13 +55,13 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--num-classes",
-        type=int,
+        type=whole_number(1, "classes"),
         metavar="N",
         help="classes of the head, for zoo, pattern or file models (default: the model's)",
     )
     p.add_argument(
         "--in-chans",
-        type=int,
+        type=whole_number(1, "channels"),
         metavar="C",
         help="input channels, for zoo or file models (default: the model's)",
     )
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .._io import save_tensors
     from ..surgery import fc_to_conv
-    from ..surgery._graph import propagate
+    from ..surgery.graph import propagate
 
     status = Console(stderr=True).status
     with status(f"building {args.model} and converting its FC layers"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import whole_number
+
 
 def _channels(text: str) -> list[int]:
     try:
@@ -53,7 +55,10 @@ def register(subparsers) -> None:
             help="the figure's file formats, comma-separated: png, svg, pdf (default png,svg)",
         )
         q.add_argument(
-            "--dpi", type=int, default=120, help="PNG resolution in dots per inch (default 120)"
+            "--dpi",
+            type=whole_number(1, "dots per inch"),
+            default=120,
+            help="PNG resolution in dots per inch (default 120)",
         )
 
     q = sub.add_parser(
@@ -68,7 +73,7 @@ def register(subparsers) -> None:
     )
     q.add_argument(
         "--max-filters",
-        type=int,
+        type=whole_number(1, "filters"),
         default=None,
         metavar="N",
         help="draw at most N filters (default: all)",
@@ -84,7 +89,11 @@ def register(subparsers) -> None:
     q.add_argument("image", metavar="IMAGE", help=_IMAGE_HELP)
     q.add_argument("--layer", required=True, help="module path, e.g. features.1; required")
     q.add_argument(
-        "--top", type=int, default=16, metavar="N", help="how many maps (default 16; 0 = all)"
+        "--top",
+        type=whole_number(0, "maps; 0 draws all"),
+        default=16,
+        metavar="N",
+        help="how many maps (default 16; 0 = all)",
     )
     common(q, "activations")
     q.set_defaults(func=_activations)
@@ -125,7 +134,7 @@ def register(subparsers) -> None:
     )
     q.add_argument(
         "--channel",
-        type=int,
+        type=whole_number(0, "a channel number"),
         default=None,
         help="channel for the gradient (default: the most active)",
     )

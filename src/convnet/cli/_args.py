@@ -1,0 +1,129 @@
+"""Argument parsing shared by the subcommands: one reading of an image or volume size, one
+``--format`` flag, and number types that check their range (a one-line error naming the flag).
+
+Sizes are C x H x W everywhere (``--input 3x227x227``), as torch orders a tensor. The notes
+write volumes the other way round, W x H x D (``[227x227x3]``); a size that is clearly in that
+order is refused with a one-line hint rather than read as a 227-channel image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable
+
+from ..errors import ConvnetError
+
+_SEPARATORS = re.compile(r"\s*[x×*,]\s*")
+
+
+def _looks_whd(parts: list[int]) -> bool:
+    """Whether three numbers read as W x H x D (the notes' order) rather than C x H x W.
+
+    Either the last is a colour depth (1, 3 or 4) and the first two are much larger, or the first
+    two are equal (a square W x H) and the last is larger than both, as a deep volume's depth is
+    (7x7x512): as C x H x W both would be a strip a few pixels high with few channels.
+    """
+    a, b, c = parts
+    return (c in (1, 3, 4) and min(a, b) >= 4 * c) or (a == b and c > a)
+
+
+def parse_size(
+    text: str, flag: str = "--input", channels: int | None = None, volume: bool = False
+) -> tuple[int, ...]:
+    """Read a size written C x H x W, H x W, or one number for a square H = W.
+
+    Returns (C, H, W) when the text has three numbers or ``channels`` (the model's input depth)
+    is given, else (H, W). With ``volume`` the depth is required: three numbers. Separators:
+    ``x``, ``*`` or ``,``. A user's mistake raises :class:`ConvnetError` naming ``flag``.
+
+    >>> parse_size("3x224x224")
+    (3, 224, 224)
+    >>> parse_size("224", channels=1)
+    (1, 224, 224)
+    >>> parse_size("384x256")
+    (384, 256)
+    """
+    try:
+        parts = [int(p) for p in _SEPARATORS.split(text.strip().lower())]
+    except ValueError:
+        parts = []
+    example = "3x227x227" if volume else "3x224x224, 224x224 or 224"
+    if not 1 <= len(parts) <= 3 or min(parts) < 1:
+        raise ConvnetError(
+            f"{flag} {text!r}: write C x H x W with positive whole numbers, e.g. {example}"
+        )
+    if len(parts) == 3 and _looks_whd(parts):
+        a, b, c = parts
+        raise ConvnetError(f"{flag} takes C x H x W; did you mean {c}x{b}x{a}?")
+    if len(parts) == 2 and parts[1] in (1, 3, 4) and parts[0] >= 4 * parts[1]:
+        # the old explain form W x D ("227x3"), not a 227x3 image
+        raise ConvnetError(
+            f"{flag} takes C x H x W; did you mean {parts[1]}x{parts[0]}x{parts[0]}?"
+        )
+    if volume and len(parts) != 3:
+        raise ConvnetError(f"{flag} {text!r}: give the depth too, C x H x W, e.g. {example}")
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) == 2 and channels is not None:
+        parts = [channels, *parts]
+    return tuple(parts)
+
+
+FORMATS = ("text", "markdown", "json", "csv")
+
+
+def _format_name(text: str) -> str:
+    # "table" was the text format's name before every command said "text"
+    return "text" if text.lower() == "table" else text.lower()
+
+
+def add_format(
+    parser: argparse.ArgumentParser, text: str, formats: tuple[str, ...] = FORMATS
+) -> None:
+    """``--format``, with the same names in every command that prints a report; text by default.
+
+    ``text`` says what the text format shows, e.g. "the table, sized to the terminal".
+    """
+    others = ", ".join(f for f in formats if f != "text")
+    parser.add_argument(
+        "--format",
+        type=_format_name,
+        choices=formats,
+        default="text",
+        help=f"text: {text}; or {others} for documents and other programs (default: text)",
+    )
+
+
+def whole_number(lo: int, what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``lo``; ``what`` says what it counts, for the error.
+
+    >>> whole_number(1, "images per batch")("8")
+    8
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ({what})") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo} ({what}), got {value}")
+        return value
+
+    return parse
+
+
+def positive_number(what: str) -> Callable[[str], float]:
+    """An argparse type: a number > 0; ``what`` says what it measures, for the error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number ({what})") from None
+        if not value > 0:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be > 0 ({what}), got {text}")
+        return value
+
+    return parse
