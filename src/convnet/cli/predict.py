@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import positive_number, whole_number
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -14,16 +16,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dense converts the FC layers to convolutions and scores every window of the image at "
         "each of --scales, averaging the class probabilities (the notes' dense evaluation).",
     )
-    p.add_argument("checkpoint", metavar="CHECKPOINT")
-    p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--top", type=int, default=5, help="how many classes to list (default 5)")
+    p.add_argument(
+        "checkpoint", metavar="CHECKPOINT", help="a .pt checkpoint, or a run folder (its best.pt)"
+    )
+    p.add_argument("image", metavar="IMAGE", help="an image file in any format PIL reads")
+    p.add_argument(
+        "--top",
+        type=whole_number(1, "classes to list"),
+        default=5,
+        metavar="K",
+        help="how many classes to list (default 5)",
+    )
     p.add_argument("--dense", action="store_true", help="dense evaluation of the whole image")
     p.add_argument(
-        "--scales", type=float, nargs="+", default=[1.0], help="--dense: image scale factors"
+        "--scales",
+        type=positive_number("a scale factor"),
+        nargs="+",
+        default=[1.0],
+        metavar="FACTOR",
+        help="--dense: image scale factors, each a multiple of the training size (default: 1)",
     )
-    p.add_argument("--shifts", type=int, default=1, help="--dense: n x n shifted passes per scale")
     p.add_argument(
-        "--heatmap", default=None, metavar="PNG", help="--dense: write the top class's map here"
+        "--shifts",
+        type=whole_number(1, "passes per axis"),
+        default=1,
+        metavar="N",
+        help="--dense: N x N passes per scale, offset by stride / N pixels, for a map N times as "
+        "dense (default: 1)",
+    )
+    p.add_argument(
+        "--heatmap",
+        default=None,
+        metavar="PNG",
+        help="--dense: write the top class's score map to this PNG (default: none)",
     )
     p.add_argument(
         "--model",
