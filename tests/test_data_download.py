@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-from convnet.data import _catalog, load
+from convnet.data import catalog, load
 from convnet.data.download import download, fetch
 from convnet.errors import DataError
 
@@ -144,13 +144,13 @@ def test_fetch_then_load_and_cli(server, tmp_path, monkeypatch, cli):
     }
     blobs = {name: idx_gz(a) for name, a in arrays.items()}
     h.files.update({f"/mirror/{n}": b for n, b in blobs.items()})
-    entry = _catalog.Entry(
+    entry = catalog.Entry(
         "mnist",
         "MNIST",
         ("http://unused.invalid",),
-        tuple(_catalog.RemoteFile(n, md5(b), len(b)) for n, b in blobs.items()),
+        tuple(catalog.RemoteFile(n, md5(b), len(b)) for n, b in blobs.items()),
     )
-    monkeypatch.setitem(_catalog.CATALOG, "mnist", entry)
+    monkeypatch.setitem(catalog.CATALOG, "mnist", entry)
     monkeypatch.setenv("CONVNET_DATA_MIRROR", f"{url}/mirror")
     code, out, err = cli("data", "get", "mnist", "--dir", tmp_path)
     assert code == 0, err

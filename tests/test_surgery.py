@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 import convnet
 from convnet.errors import ConversionError, ShapeError
 from convnet.surgery import dense_predict, fc_to_conv
-from convnet.surgery._graph import propagate
 from convnet.surgery.dense import converted_for
+from convnet.surgery.graph import propagate
 from convnet.viz import save_heatmap
 
 

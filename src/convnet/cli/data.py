@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _get(args: argparse.Namespace) -> int:
-    from ..data._catalog import CATALOG, canonical
+    from ..data.catalog import CATALOG, canonical
     from ..data.download import fetch
 
     folder = fetch(args.name, args.dir, base_url=args.mirror, progress=not args.no_progress)

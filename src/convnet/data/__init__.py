@@ -6,8 +6,8 @@
 (torch.Size([4000, 1, 28, 28]), (1, 28, 28))
 """
 
-from ._catalog import CATALOG, default_data_dir
 from .augment import center_crop, cutout, hflip, normalize, pad_to, random_crop
+from .catalog import CATALOG, default_data_dir
 from .dataset import Dataset, channel_stats
 from .download import fetch
 from .load import NAMES, load

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import DataError
-from ._catalog import CATALOG, MIRROR_ENV, canonical, default_data_dir
+from .catalog import CATALOG, MIRROR_ENV, canonical, default_data_dir
 
 CHUNK = 1 << 20  # bytes read per call; also how often the .part file grows
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ._catalog import CATALOG, canonical, default_data_dir
+from .catalog import CATALOG, canonical, default_data_dir
 from .dataset import Dataset
 
 NAMES = ("mnist-sample", *CATALOG)

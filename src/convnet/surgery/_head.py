@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from ..errors import ConversionError
 from ._fcconv import FCConv2d
-from ._graph import node_label, set_submodule, shape
+from .graph import node_label, set_submodule, shape
 
 _ACTIVATIONS = (
     nn.ReLU,

@@ -26,8 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConversionError
-from ._graph import node_label, propagate, shape, trace
 from ._head import Step, _drop_node, _fmt, _is_flatten, _is_passthrough, _where, convert_head
+from .graph import node_label, propagate, shape, trace
 
 _ADAPTIVE_FUNCS = {
     F.adaptive_avg_pool2d: "avg",
