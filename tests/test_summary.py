@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 import convnet
-from convnet.analysis import formulas
+from convnet import arith
 from convnet.errors import ShapeError
 
 # Seed 001, "VGGNet in detail": (layer, [WxHxD], memory = activation values, weights).
@@ -63,7 +63,7 @@ def test_vgg16_totals_and_the_notes_wrong_24m(vgg16):
     assert (
         vgg16.totals["macs"]
         == sum(
-            formulas.conv_macs(h, w, d, 3, 3, d_in)
+            arith.conv_macs(h, w, d, 3, 3, d_in)
             for (_, (w, h, d), _, _), d_in in zip(
                 [r for r in VGG16_NOTES if r[0].startswith("CONV")],
                 [3, 64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512],
@@ -246,7 +246,7 @@ def test_cli_explain_conv_reproduces_alexnet_conv1(cli):
         "explain",
         "conv",
         "--input",
-        "227x227x3",
+        "3x227x227",
         "--filter",
         "11",
         "--stride",
@@ -271,7 +271,7 @@ def test_cli_explain_conv_reproduces_alexnet_conv1(cli):
         "explain",
         "conv",
         "--input",
-        "5x5x3",
+        "3x5x5",
         "--filter",
         "3",
         "--stride",
@@ -284,7 +284,89 @@ def test_cli_explain_conv_reproduces_alexnet_conv1(cli):
     assert code == 0 and "2.333" in out and "invalid" in out
     code, out, _ = cli("explain", "stack", "--filter", "3", "--depth", "3")
     assert "sees 7x7" in out and "27C^2" in out and "49C^2" in out
-    code, out, _ = cli("explain", "pool", "--input", "224x224x64")
+    code, out, _ = cli("explain", "pool", "--input", "64x224x224")
     assert "112x112x64" in out and "75% discarded" in out
     code, _, err = cli("explain", "conv", "--input", "big", "--filter", "3", "--filters", "2")
-    assert code == 2 and "W x H x D" in err
+    assert code == 2 and "C x H x W" in err
+
+
+def test_explain_and_summary_take_c_h_w_and_hint_the_notes_order(cli):
+    """--input is C x H x W in every command; the notes' W x H x D gets a one-line hint."""
+    code, out, _ = cli("explain", "pool", "--input", "64x224x112")
+    assert code == 0 and "input 112x224x64 (W x H x D)" in out and "56x112x64" in out
+    for argv in (
+        ("summary", "alexnet", "--input", "227x227x3"),
+        ("explain", "conv", "--input", "227x227x3", "--filter", "11", "--filters", "96"),
+    ):
+        code, out, err = cli(*argv)
+        assert code == 2 and out == ""
+        assert (
+            err == f"convnet {argv[0]}: error: --input takes C x H x W; did you mean 3x227x227?\n"
+        )
+
+
+def _window_misfits(model: nn.Module, size: tuple[int, int, int]) -> list[str]:
+    """Paths of the convs and pools whose (W - F + 2P)/S is not whole, from torch's own shapes."""
+    found: list[str] = []
+    hooks = []
+    for path, m in model.named_modules():
+        if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+
+            def check(mod, args, path=path):
+                pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+                dil = pair(getattr(mod, "dilation", 1))
+                for n, f, s, p, d in zip(
+                    args[0].shape[-2:],
+                    pair(mod.kernel_size),
+                    pair(mod.stride),
+                    pair(mod.padding),
+                    dil,
+                ):
+                    if (n - d * (f - 1) - 1 + 2 * p) % s:
+                        found.append(path)
+                        break
+
+            hooks.append(m.register_forward_pre_hook(check))
+    model(torch.empty(1, *size, device="meta"))
+    for h in hooks:
+        h.remove()
+    return found
+
+
+def _meta(name: str) -> nn.Module:
+    from convnet.analysis.trace import SkipInit
+    from convnet.models import create_model
+
+    with torch.device("meta"), SkipInit():  # no weights to initialize on the meta device
+        return create_model(name).eval()
+
+
+def test_resnet18_stride_misfits_are_one_line_naming_the_layers():
+    model = _meta("resnet18")
+    misfits = _window_misfits(model, (3, 224, 224))
+    assert len(misfits) == 8  # conv1, maxpool, and conv1 + downsample of layers 2-4
+    (warning,) = convnet.summary(model, (3, 224, 224), training_memory=False).warnings
+    assert "8 layers" in warning and all(f"{path} (" in warning for path in misfits)
+    # the fix keeps every stride 2: the input size at which each layer fits
+    assert "stride S=" not in warning and "A 225x225 input fits every layer" in warning
+    assert _window_misfits(model, (3, 225, 225)) == []  # and 224, one pixel away, does not
+
+
+def test_alexnet_warning_suggests_the_input_that_fits():
+    """The paper's layout (P=0 in conv1) fits at 227; torchvision's (P=2) at 223, not 227."""
+    for name, fits in (("alexnet_original", 227), ("alexnet", 223)):
+        model = _meta(name)
+        (warning,) = convnet.summary(model, (3, 224, 224), training_memory=False).warnings
+        assert f"A {fits}x{fits} input fits every layer" in warning
+        assert _window_misfits(model, (3, fits, fits)) == []
+        d = abs(fits - 224)  # no size nearer to 224 fits
+        assert all(_window_misfits(model, (3, n, n)) for n in range(225 - d, 224 + d) if n != fits)
+    assert _window_misfits(_meta("alexnet"), (3, 227, 227)) == ["features.2"]
+
+
+def test_a_net_that_fits_gives_no_warning():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1), nn.MaxPool2d(3, 2, 1), nn.Conv2d(4, 4, 1, 2))
+    assert convnet.summary(net, (3, 33, 33), training_memory=False).warnings == []
+    assert _window_misfits(net, (3, 33, 33)) == []
+    (warning,) = convnet.summary(net, (3, 32, 32), training_memory=False).warnings
+    assert "the strides of 3 layers" in warning and "A 33x33 input fits every layer" in warning

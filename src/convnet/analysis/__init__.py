@@ -1,5 +1,47 @@
 """Inspect a ConvNet as the notes do: volumes, memory, weights, MACs, receptive fields, rules."""
 
-from .summary import LayerRow, Summary, summary
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .summary import LayerRow, Summary, summary
+
+# Public names, resolved on first use: ``convnet explain`` imports ``convnet.analysis.explain``,
+# which is plain arithmetic, and must not pay for torch through this package's ``__init__``.
+_LAZY = {
+    "LayerRow": ".summary",
+    "Summary": ".summary",
+    "summary": ".summary",
+}
 
 __all__ = ["LayerRow", "Summary", "summary"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'convnet.analysis' has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """Keeps ``convnet.analysis.summary`` the function once the ``summary`` module is imported.
+
+    Importing a submodule sets it as an attribute of its package, which would hide the function
+    of the same name that ``__getattr__`` resolves; an eager ``from .summary import summary``
+    used to rebind it.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_SHADOWED = {"summary"}  # submodules named like a public function
+sys.modules[__name__].__class__ = _Package

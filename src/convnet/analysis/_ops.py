@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 from torch.utils._device import _device_constructors
 
+from ..arith import RF
 from ..errors import ShapeError
-from .formulas import RF
 
 QUIET = {
     "size",

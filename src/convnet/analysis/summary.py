@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 import torch
 import torch.nn as nn
 
 from ..errors import ShapeError
-from . import formulas
-from ._ops import Call, Window
+from ._ops import Call
+from .rules import Rules
 from .trace import trace
 
 DTYPES = {
@@ -141,72 +140,6 @@ def _num(x: float) -> int | float:
     return int(x) if float(x).is_integer() else x
 
 
-class _Rules:
-    """The notes' hyperparameter rules, applied to every sliding window as the trace meets it."""
-
-    def __init__(self, strict: bool):
-        self.strict = strict
-        self.warnings: list[str] = []
-        self._seen: set[tuple] = set()
-
-    def __call__(self, name: str, x: torch.Tensor, w: Window, path: str, module: nn.Module) -> None:
-        kind = "conv" if name == "conv2d" else "pool"
-        where = f"{path or 'input'} ({type(module).__name__ if path else name})"
-        src = getattr(module, "notation_source", None)
-        if src:
-            where += f" at {src}"
-        for i, axis in enumerate(("height", "width")):
-            n, f, s, p, d = x.shape[2 + i], w.f[i], w.s[i], w.p[i], w.d[i]
-            k = formulas.effective_kernel(f, d)
-            if i == 1 and (n, f, s, p, d) == (x.shape[2], w.f[0], w.s[0], w.p[0], w.d[0]):
-                break  # square: one message covers both axes
-            padded = n + 2 * p
-            if k > padded:
-                raise ShapeError(
-                    f"{where}: the {k}x{k} {kind} window is larger than its padded input "
-                    f"({n} + 2*{_num(p)} = {_num(padded)} pixels of {axis}); use a smaller filter, "
-                    "more padding, or a larger input"
-                )
-            exact = Fraction(int(n - k + 2 * p), 1) / s + 1 if float(2 * p).is_integer() else None
-            if exact is None:
-                continue
-            if exact.denominator == 1:
-                continue
-            key = (path, name, n, f, s, p, d)
-            if key in self._seen:
-                continue
-            self._seen.add(key)
-            f_txt = f"{f}" if d == 1 else f"{f} (dilated to {k})"
-            got = math.ceil(exact) if w.ceil_mode else math.floor(exact)
-            lost = int(n - k + 2 * p) % s
-            msg = (
-                f"{where}: ({n} - {f_txt} + 2*{_num(p)})/{s} + 1 = {float(exact):.4g} is not whole, so the "
-                f"{kind} does not fit the {n}-pixel {axis}; torch {'rounds it up' if w.ceil_mode else 'floors it'} "
-                f"to {got}"
-                + ("" if w.ceil_mode else f" and never sees the last {lost} pixel(s)")
-                + ". Fits with "
-                + _suggest(n, f, s, p, d)
-            )
-            if self.strict:
-                raise ShapeError(msg)
-            self.warnings.append(msg)
-
-
-def _suggest(n: int, f: int, s: int, p: float, d: int) -> str:
-    options = []
-    pads = formulas.fitting_paddings(n, f, s, d)
-    if pads:
-        options.append("padding P=" + " or ".join(map(str, pads[:3])))
-    strides = [
-        x for x in formulas.fitting_strides(n, f, int(p), d, max_stride=max(2 * s, 4)) if x != s
-    ]
-    if strides:
-        options.append("stride S=" + " or ".join(map(str, strides[:3])))
-    lo, hi = formulas.nearest_fitting_inputs(n, f, s, int(p), d)
-    options.append(f"a layer input of {lo} or {hi}" if lo > 0 else f"a layer input of {hi}")
-    return ", ".join(options)
-
-
 def summary(
     model: nn.Module | str,
     input_size: tuple[int, ...] | None = None,
@@ -255,7 +188,7 @@ def summary(
     if batch_size < 1:
         raise ShapeError(f"batch size must be at least 1, got {batch_size}")
 
-    rules = _Rules(strict)
+    rules = Rules(strict)
     try:
         rec = trace(model, input_size, check=rules)
     except ShapeError:
@@ -264,6 +197,7 @@ def summary(
         line = str(e).strip().splitlines()[0]
         raise ShapeError(f"{name} does not run on a {volume(input_size)} input: {line}") from None
 
+    warnings = rules.report(model, input_size, rec.calls)  # one line per finding
     rows = [_row(c) for c in rec.calls]
     itemsize = torch.empty((), dtype=DTYPES[dtype]).element_size()
     params = list(model.parameters())
@@ -304,7 +238,7 @@ def summary(
     containers = {
         n: type(m).__name__ for n, m in model.named_modules() if any(True for _ in m.children())
     }
-    return Summary(name, input_size, rows, totals, rules.warnings, dtype, batch_size, containers)
+    return Summary(name, input_size, rows, totals, warnings, dtype, batch_size, containers)
 
 
 def _row(c: Call) -> LayerRow:

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
+from ..arith import RF
 from ._ops import (
     BINARY,
     ELEMENTWISE,
@@ -36,7 +37,6 @@ from ._ops import (
     pair,
     tensors_in,
 )
-from .formulas import RF
 
 
 # Calls that are bookkeeping, not layers: they never become rows of their own.

@@ -1,8 +1,21 @@
-"""``convnet explain conv|pool|fc|stack``: the notes' formulas, step by step."""
+"""``convnet explain conv|pool|fc|stack``: the notes' formulas, step by step.
+
+Plain arithmetic (:mod:`convnet.arith`): this command never imports torch.
+"""
 
 from __future__ import annotations
 
 import argparse
+
+
+def _input(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument(
+        "--input",
+        required=True,
+        metavar="CxHxW",
+        help=f"input volume C x H x W in pixels, depth first as torch orders it, e.g. {example} "
+        "(the output writes volumes in the notes' W x H x D order, labelled); required",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,33 +25,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     conv = kinds.add_parser(
         "conv", help="output size, parameters with and without sharing, im2col, MACs"
     )
-    conv.add_argument("--input", required=True, help="input volume W x H x D, e.g. 227x227x3")
-    conv.add_argument("--filter", type=int, required=True, help="filter size F")
-    conv.add_argument("--stride", type=int, default=1, help="stride S (default 1)")
-    conv.add_argument("--pad", type=int, default=0, help="zero padding P (default 0)")
-    conv.add_argument("--filters", type=int, required=True, help="number of filters K")
-    conv.add_argument("--dilation", type=int, default=1)
+    _input(conv, "3x227x227")
+    conv.add_argument("--filter", type=int, required=True, help="filter size F in pixels; required")
+    conv.add_argument("--stride", type=int, default=1, help="stride S in pixels (default 1)")
+    conv.add_argument("--pad", type=int, default=0, help="zero padding P in pixels (default 0)")
+    conv.add_argument("--filters", type=int, required=True, help="number of filters K; required")
+    conv.add_argument(
+        "--dilation", type=int, default=1, help="dilation d: the filter spans d*(F-1)+1 (default 1)"
+    )
     conv.set_defaults(func=_conv)
 
     pool = kinds.add_parser("pool", help="pooling output size and the share of activations dropped")
-    pool.add_argument("--input", required=True, help="input volume W x H x D, e.g. 224x224x64")
-    pool.add_argument("--filter", type=int, default=2)
-    pool.add_argument("--stride", type=int, default=2)
-    pool.add_argument("--pad", type=int, default=0)
-    pool.add_argument("--kind", choices=["max", "avg", "l2"], default="max")
+    _input(pool, "64x224x224")
+    pool.add_argument("--filter", type=int, default=2, help="window size F in pixels (default 2)")
+    pool.add_argument("--stride", type=int, default=2, help="stride S in pixels (default 2)")
+    pool.add_argument("--pad", type=int, default=0, help="padding P in pixels (default 0)")
+    pool.add_argument(
+        "--kind", choices=["max", "avg", "l2"], default="max", help="pooling function (default max)"
+    )
     pool.set_defaults(func=_pool)
 
     fc = kinds.add_parser("fc", help="a fully connected layer, and the same layer as a convolution")
-    fc.add_argument("--input", required=True, help="input volume W x H x D, e.g. 7x7x512")
-    fc.add_argument("--outputs", type=int, required=True, help="number of neurons")
+    _input(fc, "512x7x7")
+    fc.add_argument("--outputs", type=int, required=True, help="number of neurons; required")
     fc.set_defaults(func=_fc)
 
     stack = kinds.add_parser(
         "stack", help="receptive field and parameters of stacked small filters"
     )
-    stack.add_argument("--filter", type=int, default=3)
-    stack.add_argument("--depth", type=int, default=3)
-    stack.add_argument("--channels", default="C", help="a number, or C to keep it symbolic")
+    stack.add_argument(
+        "--filter", type=int, default=3, help="filter size F of each layer (default 3)"
+    )
+    stack.add_argument("--depth", type=int, default=3, help="number of stacked layers (default 3)")
+    stack.add_argument(
+        "--channels",
+        default="C",
+        help="channels per layer: a number, or C to keep it symbolic (default C)",
+    )
     stack.set_defaults(func=_stack)
 
 
@@ -57,8 +80,14 @@ def _positive(**values: int) -> None:
             )
 
 
+def _volume(text: str) -> tuple[int, int, int]:
+    from ._args import parse_size
+
+    return parse_size(text, volume=True)  # type: ignore[return-value]
+
+
 def _conv(args: argparse.Namespace) -> int:
-    from ..analysis.explain import explain_conv, parse_volume
+    from ..analysis.explain import explain_conv
 
     _positive(
         filter=args.filter,
@@ -67,32 +96,24 @@ def _conv(args: argparse.Namespace) -> int:
         filters=args.filters,
         dilation=args.dilation,
     )
-    return _print(
-        explain_conv(
-            parse_volume(args.input),
-            args.filter,
-            args.stride,
-            args.pad,
-            args.filters,
-            args.dilation,
-        )
+    lines = explain_conv(
+        _volume(args.input), args.filter, args.stride, args.pad, args.filters, args.dilation
     )
+    return _print(lines)
 
 
 def _pool(args: argparse.Namespace) -> int:
-    from ..analysis.explain import explain_pool, parse_volume
+    from ..analysis.explain import explain_pool
 
     _positive(filter=args.filter, stride=args.stride, pad=args.pad)
-    return _print(
-        explain_pool(parse_volume(args.input), args.filter, args.stride, args.pad, args.kind)
-    )
+    return _print(explain_pool(_volume(args.input), args.filter, args.stride, args.pad, args.kind))
 
 
 def _fc(args: argparse.Namespace) -> int:
-    from ..analysis.explain import explain_fc, parse_volume
+    from ..analysis.explain import explain_fc
 
     _positive(outputs=args.outputs)
-    return _print(explain_fc(parse_volume(args.input), args.outputs))
+    return _print(explain_fc(_volume(args.input), args.outputs))
 
 
 def _stack(args: argparse.Namespace) -> int:

@@ -5,22 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConvnetError
-
-
-def parse_input(text: str, channels: int | None = None) -> tuple[int, int, int]:
-    """'3x224x224' (C x H x W), '224x224' or '224' (channels from the model) -> (C, H, W)."""
-    try:
-        parts = [int(p) for p in text.lower().replace("*", "x").split("x")]
-    except ValueError:
-        parts = []
-    if not parts or any(p <= 0 for p in parts) or len(parts) > 3:
-        raise ConvnetError(
-            f"--input {text!r}: write C x H x W, e.g. 3x224x224, or H x W, or one size like 224"
-        )
-    if len(parts) == 3:
-        return tuple(parts)  # type: ignore[return-value]
-    c = channels or 3
-    return (c, parts[0], parts[-1])
+from ._args import parse_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", metavar="MODEL")
     p.add_argument(
-        "--input", help="input size, C x H x W (e.g. 3x224x224); default: the model's own"
+        "--input",
+        metavar="CxHxW",
+        help="input size in pixels, C x H x W (e.g. 3x224x224), or H x W or one size like 224 "
+        "with the model's depth; default: the model's own",
     )
     p.add_argument(
         "--batch", type=int, default=1, help="batch size for the training-memory estimate"
@@ -59,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     model = resolve_model(args.model, num_classes=args.num_classes, meta=True).model
     default = getattr(model, "default_input_size", None)
     if args.input:
-        size = parse_input(args.input, default[0] if default else None)
+        size = parse_size(args.input, channels=default[0] if default else 3)
     elif default is not None:
         size = tuple(default)
     else:
