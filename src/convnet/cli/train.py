@@ -51,7 +51,7 @@ def _help(f: dataclasses.Field, doc: FieldDoc) -> str:
     return " ".join(parts).replace("%", "%%")
 
 
-def field_flags(f: dataclasses.Field, doc: FieldDoc) -> tuple[str, ...]:
+def _field_flags(f: dataclasses.Field, doc: FieldDoc) -> tuple[str, ...]:
     """The option strings of a TrainConfig field: its declared ones, else --FIELD-NAME."""
     return doc.flags or ("--" + f.name.replace("_", "-"),)
 
@@ -90,7 +90,7 @@ def _add_field(p: argparse.ArgumentParser, f: dataclasses.Field, doc: FieldDoc, 
             kw["choices"] = doc.choices
         elif doc.units:
             kw["metavar"] = doc.units.upper()
-    p.add_argument(*field_flags(f, doc), **kw)
+    p.add_argument(*_field_flags(f, doc), **kw)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -151,7 +151,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     hints = typing.get_type_hints(TrainConfig)
     for f, doc in documented_fields():
         _add_field(p, f, doc, hints[f.name])
-    p.add_argument("--quiet", dest="progress", action="store_false", help="same as --no-progress")
+    p.add_argument(
+        "--quiet", dest="progress", action="store_false", default=None, help="same as --no-progress"
+    )
     p.set_defaults(func=_run)
 
 
@@ -169,7 +171,7 @@ def _flag_error(e: ConfigError) -> ConvnetError:
     """The config's range error, restated with the flag a user types: '--batch 0: must be >= 1'."""
     for f, doc in documented_fields():
         if f.name == e.field:
-            flag = [s for s in field_flags(f, doc) if s.startswith("--")][0]
+            flag = [s for s in _field_flags(f, doc) if s.startswith("--")][0]
             return ConvnetError(f"{flag} {_shown(e.value)}: {e.rule}")
     return e
 
