@@ -297,6 +297,7 @@ def test_explain_and_summary_take_c_h_w_and_hint_the_notes_order(cli):
     for argv in (
         ("summary", "alexnet", "--input", "227x227x3"),
         ("explain", "conv", "--input", "227x227x3", "--filter", "11", "--filters", "96"),
+        ("surgery", "alexnet", "--input", "227x227x3"),
     ):
         code, out, err = cli(*argv)
         assert code == 2 and out == ""

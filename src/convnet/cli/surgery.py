@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import whole_number
+from ._args import parse_size, whole_number
 
 
 def register(subparsers) -> None:
@@ -31,8 +31,9 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--input",
-        metavar="SIZE",
-        help="training input size: 224, 224x224 or 3x224x224 (default: the model's)",
+        metavar="CxHxW",
+        help="training input size in pixels: C x H x W (e.g. 3x224x224), H x W, or one size like "
+        "224 (default: the model's, or the checkpoint's)",
     )
     p.add_argument(
         "-o",
@@ -77,24 +78,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def parse_size(text: str | None) -> tuple[int, ...] | None:
-    """``"224"`` -> (224,), ``"384x256"`` -> (384, 256), ``"3x224x224"`` -> (3, 224, 224)."""
-    if text is None:
-        return None
-    from ..errors import ConvnetError
-
-    parts = text.lower().replace(",", "x").split("x")
-    try:
-        size = tuple(int(p) for p in parts)
-    except ValueError:
-        size = ()
-    if not 1 <= len(size) <= 3 or min(size) < 1:
-        raise ConvnetError(
-            f"size {text!r} is not H, HxW or CxHxW with positive integers (e.g. 224 or 3x224x224)"
-        )
-    return size
-
-
 def _load(args) -> tuple[object, str, tuple[int, ...] | None]:
     from ..resolve import resolve_model
 
@@ -120,9 +103,7 @@ def run(args: argparse.Namespace) -> int:
     status = Console(stderr=True).status
     with status(f"building {args.model} and converting its FC layers"):
         model, name, ckpt_size = _load(args)
-        size = parse_size(args.input)
-        if size is not None and len(size) == 1:
-            size = size * 2
+        size = parse_size(args.input) if args.input else None  # (H, W) or (C, H, W)
         converted = fc_to_conv(model, size or ckpt_size)
     conv = converted.conversion
     c, h, w = conv.input_size
@@ -130,8 +111,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{name} at {c}x{h}x{w}: {conv.num_classes} classes, total stride {sy}x{sx}")
     for step in conv.steps:
         print(f"  {step}")
-    dense = parse_size(args.dense) or (h + 5 * sy, w + 5 * sx)
-    dh, dw = dense[-2:] if len(dense) > 1 else dense * 2
+    dh, dw = parse_size(args.dense, "--dense")[-2:] if args.dense else (h + 5 * sy, w + 5 * sx)
     out = propagate(converted, (c, dh, dw), batch=1)
     print(
         f"a {dh}x{dw} image gives a {out[2]}x{out[3]}x{out[1]} score map: the {h}x{w} windows "
