@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..arith import effective_kernel, output_size
 from ..errors import ShapeError
 from .nhwc import pad_nhwc
 
@@ -58,18 +59,21 @@ def window_pairs(kernel, stride, padding, dilation) -> tuple[Pair, Pair, Pair, P
 def out_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
     """Output length along one axis: ``(size + 2P - d*(F-1) - 1) // S + 1``.
 
+    The notes' formula, from :func:`convnet.arith.output_size`; a kernel wider than the padded
+    input is a :class:`~convnet.errors.ShapeError` here, since no window fits.
+
     >>> out_size(227, 11, 4, 0)  # AlexNet conv1
     55
     >>> out_size(11, 5, 2, 0)  # the notes' 11x11x4 example
     4
     """
-    span = dilation * (kernel - 1) + 1
+    span = effective_kernel(kernel, dilation)
     if size + 2 * padding < span:
         raise ShapeError(
             f"a kernel spanning {span} does not fit an input of {size} with padding {padding}; "
             "use a smaller kernel or dilation, or more padding"
         )
-    return (size + 2 * padding - span) // stride + 1
+    return output_size(size, kernel, stride, padding, dilation)
 
 
 def conv_geometry(
