@@ -1056,7 +1056,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"{args.out} is stale; run python docs/make_notes.py\n" + "\n".join(diff))
         return 1
-    from convnet._io import atomic_write_text
+    from convnet.io import atomic_write_text
 
     atomic_write_text(args.out, text)
     print(f"wrote {args.out}")

@@ -18,7 +18,7 @@ def test_list_models_glob_and_substring():
 
 
 def test_weights_roundtrip_safetensors_and_pth(tmp_path):
-    from convnet._io import save_tensors
+    from convnet.io import save_tensors
 
     src = convnet.create_model("lenet5")
     for name in ("w.safetensors", "w.pth"):
@@ -40,7 +40,7 @@ def test_weights_never_unpickle_objects(tmp_path):
 
 
 def test_weights_mismatch_lists_keys(tmp_path):
-    from convnet._io import save_tensors
+    from convnet.io import save_tensors
 
     state = convnet.create_model("lenet5").state_dict()
     state["extra.weight"] = torch.zeros(1)
@@ -54,7 +54,7 @@ def test_weights_mismatch_lists_keys(tmp_path):
 
 
 def test_head_reinitialized_for_other_num_classes(tmp_path, capsys):
-    from convnet._io import save_tensors
+    from convnet.io import save_tensors
 
     src = convnet.create_model("lenet5", num_classes=10)
     save_tensors(
@@ -67,7 +67,7 @@ def test_head_reinitialized_for_other_num_classes(tmp_path, capsys):
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
-    from convnet._io import atomic_open
+    from convnet.io import atomic_open
 
     target = tmp_path / "f.txt"
     target.write_text("good")

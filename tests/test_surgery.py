@@ -420,7 +420,7 @@ def test_notation_global_average_pool_is_refused():
 
 
 def test_cli_surgery_prints_and_saves(cli, tmp_path):
-    from convnet._io import load_tensors
+    from convnet.io import load_tensors
 
     out = tmp_path / "lenet_conv.safetensors"
     code, stdout, stderr = cli("surgery", "lenet5", "--input", "32", "--out", out)
@@ -435,7 +435,7 @@ def test_cli_surgery_prints_and_saves(cli, tmp_path):
 
 
 def test_cli_surgery_reads_a_training_checkpoint(cli, tmp_path):
-    from convnet._io import load_tensors
+    from convnet.io import load_tensors
     from convnet.train.checkpoint import save_checkpoint
 
     torch.manual_seed(8)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import convnet
-from convnet._io import save_tensors
 from convnet.errors import WeightsError
+from convnet.io import save_tensors
 from convnet.models import create_model, get_card, list_models
 
 

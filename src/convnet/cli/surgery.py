@@ -21,7 +21,7 @@ def register(subparsers) -> None:
         ),
         epilog=(
             "Reload a saved conversion with: fc_to_conv(model, input_size).load_state_dict("
-            "convnet._io.load_tensors(PATH))"
+            "convnet.io.load_tensors(PATH))"
         ),
     )
     p.add_argument(
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from .._io import save_tensors
+    from ..io import save_tensors
     from ..surgery import fc_to_conv
     from ..surgery.graph import propagate
 

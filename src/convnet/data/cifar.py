@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._io import save_tensors
 from ..errors import DataError
+from ..io import save_tensors
 from .dataset import Dataset
 
 # (module, name) pairs a CIFAR batch may reference: numpy's array reconstruction, nothing else

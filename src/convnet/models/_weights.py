@@ -7,8 +7,8 @@ import sys
 import torch
 import torch.nn as nn
 
-from .._io import load_tensors
 from ..errors import WeightsError
+from ..io import load_tensors
 
 
 def _strip_prefix(state: dict) -> dict:

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .._io import atomic_open
 from ..errors import CheckpointError
+from ..io import atomic_open
 
 FORMAT = "convnet-checkpoint-1"
 

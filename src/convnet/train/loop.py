@@ -23,8 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .._io import atomic_write_text
 from ..errors import ConvnetError, TrainingError
+from ..io import atomic_write_text
 from ..models.outputs import output_kind
 from . import distributed as D
 from .checkpoint import read_checkpoint, restore_training_state, save_training_checkpoint

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .._io import atomic_write_text
+from ..io import atomic_write_text
 
 COLUMNS = (
     "epoch",
@@ -92,7 +92,7 @@ class RunLog:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=100)
         plt.close(fig)
-        from .._io import atomic_write_bytes
+        from ..io import atomic_write_bytes
 
         atomic_write_bytes(path, buf.getvalue())
         return path

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_write_text
 from ..errors import ConvnetError
+from ..io import atomic_write_text
 from .config import TrainConfig
 from .run import Progress, prepare_model
 from .run_folder import claim_run_folder

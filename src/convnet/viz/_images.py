@@ -269,7 +269,7 @@ def save_figure(
 
     ``save_figure(fig, "out/filters.png")`` writes ``out/filters.png`` and ``out/filters.svg``.
     """
-    from .._io import atomic_write_bytes
+    from ..io import atomic_write_bytes
 
     base = Path(path)
     if base.suffix.lower().lstrip(".") in ("png", "svg", "pdf"):

@@ -18,8 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .._io import atomic_write_bytes
 from ..errors import ShapeError
+from ..io import atomic_write_bytes
 
 if TYPE_CHECKING:
     from ..surgery import DensePrediction

@@ -58,7 +58,7 @@ def build_report(
     ``images`` test images of the run's data feed the activation maps. ``model`` names the
     ``file.py:Name`` a run was trained from (a checkpoint never imports it by itself).
     """
-    from .._io import atomic_write_text
+    from ..io import atomic_write_text
 
     run = Path(run)
     if not run.is_dir():
