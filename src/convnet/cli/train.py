@@ -234,7 +234,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if saved is not None:
             # --resume continues the run as it was configured; only the flags given here change it
-            cfg = TrainConfig.from_dict(saved).replace(**overrides)
+            # (merged before checking, so a flag can mend a saved value this machine refuses,
+            # e.g. --threads after moving to fewer cores)
+            cfg = TrainConfig.from_dict({**saved, **overrides})
         else:
             cfg = recipe(name, **overrides)
     except ConfigError as e:
