@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from .. import arith
 from ..layers.l2pool import L2Pool2d
 from ..layers.locally_connected import LocallyConnected2d
 from ._errors import NotationShapeError, error, problem
@@ -270,8 +271,7 @@ class _Tracer:
                 f"groups={groups} must divide both the input depth {c} and the filters K={k}",
                 NotationShapeError,
             )
-        span = dil * (f - 1) + 1
-        oh, ow = (self.fit(lay, n, span, s, pad, exact=lay.kind == "LC") for n in (h, w))
+        oh, ow = (self.fit(lay, n, f, s, pad, dil, exact=lay.kind == "LC") for n in (h, w))
         self.weights(lay, k * (c // groups) * f * f * (oh * ow if lay.kind == "LC" else 1))
         if lay.kind == "LC":
             module = LocallyConnected2d(c, k, (h, w), f, s, pad)
@@ -311,11 +311,16 @@ class _Tracer:
                 "check the sizes written in the line",
             )
 
-    def fit(self, lay: Layer, size: int, span: int, s: int, pad: int, exact: bool = False) -> int:
-        """Output size (in + 2P - span) // S + 1; a misfit that would lose the whole volume
-        (or, for LC, any input column) raises with the layer's column."""
-        room = size + 2 * pad - span
-        if room < 0 or (exact and room % s):
+    def fit(
+        self, lay: Layer, size: int, f: int, s: int, pad: int, dil: int = 1, exact: bool = False
+    ) -> int:
+        """Output size floor((in - F + 2P)/S) + 1, with F dilated to d*(F-1)+1 (arith); a misfit
+        that would lose the whole volume (or, for LC, any input column) raises with the layer's
+        column."""
+        out = arith.output_size(size, f, s, pad, dil)
+        if out < 1 or (exact and not arith.fits(size, f, s, pad, dil)):
+            span = arith.effective_kernel(f, dil)
+            room = size + 2 * pad - span
             why = "< 0" if room < 0 else f"is not a multiple of S={s} (LC has no partial windows)"
             raise problem(
                 lay.col,
@@ -325,7 +330,7 @@ class _Tracer:
                 "change F, S or P, or remove a POOL before it",
                 NotationShapeError,
             )
-        return room // s + 1
+        return out
 
 
 def _initialize(model: nn.Module) -> None:
