@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..arith import effective_kernel, output_size
 from ..errors import ShapeError
 from .im2col import Pair, pair
 
@@ -36,7 +37,8 @@ __all__ = [
 
 
 def pool_out_size(size: int, k: int, s: int, p: int, d: int = 1, ceil_mode: bool = False) -> int:
-    """Pooled length along one axis, torch's rule (including ``ceil_mode``).
+    """Pooled length along one axis, torch's rule (including ``ceil_mode``), from
+    :func:`convnet.arith.output_size`; a window wider than the padded input is an error here.
 
     >>> pool_out_size(224, 2, 2, 0)  # VGG: halves the size
     112
@@ -45,18 +47,14 @@ def pool_out_size(size: int, k: int, s: int, p: int, d: int = 1, ceil_mode: bool
     >>> pool_out_size(112, 3, 2, 0, ceil_mode=True)  # GoogLeNet rounds up
     56
     """
-    span = d * (k - 1) + 1
+    span = effective_kernel(k, d)
     if 2 * p > k:
         raise ShapeError(f"pool padding {p} must be at most half the kernel {k}")
-    num = size + 2 * p - span
-    if num < 0:
+    if size + 2 * p < span:
         raise ShapeError(
             f"a pooling window of {span} does not fit an input of {size} with padding {p}"
         )
-    out = (-(-num // s) if ceil_mode else num // s) + 1
-    if ceil_mode and (out - 1) * s >= size + p:
-        out -= 1  # the last window would start in the right padding only
-    return out
+    return output_size(size, k, s, p, d, ceil_mode)
 
 
 @dataclass
