@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import arith
 from ..errors import ShapeError
 
 
@@ -65,14 +66,18 @@ class LocallyConnected2d(nn.Module):
         self.padding = _pair(padding)
         out = []
         for dim, name in ((0, "height"), (1, "width")):
-            span = self.in_size[dim] - self.kernel_size[dim] + 2 * self.padding[dim]
-            if span < 0 or span % self.stride[dim]:
+            n, f, s, p = (
+                self.in_size[dim],
+                self.kernel_size[dim],
+                self.stride[dim],
+                self.padding[dim],
+            )
+            if not arith.fits(n, f, s, p):  # no partial windows: every column has its own filter
                 raise ShapeError(
-                    f"LocallyConnected2d: (in {name} {self.in_size[dim]} - kernel {self.kernel_size[dim]} "
-                    f"+ 2*pad {self.padding[dim]}) / stride {self.stride[dim]} is not a whole number "
-                    ">= 0; change the padding or the stride so the filters fit"
+                    f"LocallyConnected2d: (in {name} {n} - kernel {f} + 2*pad {p}) / stride {s} is "
+                    "not a whole number >= 0; change the padding or the stride so the filters fit"
                 )
-            out.append(span // self.stride[dim] + 1)
+            out.append(arith.output_size(n, f, s, p))
         self.out_size: tuple[int, int] = (out[0], out[1])
         positions = out[0] * out[1]
         patch = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
