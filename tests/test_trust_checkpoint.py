@@ -188,3 +188,36 @@ def _png(path) -> np.ndarray:
     pixels = np.random.default_rng(0).integers(0, 256, (8, 8), dtype=np.uint8)
     Image.fromarray(pixels).save(path)
     return pixels
+
+
+def test_a_run_trained_from_a_file_records_it_and_needs_it_named(tmp_path):
+    # end to end: the loop stores the resolver's model_source as spec["source"]
+    from convnet.train import TrainConfig, fit, read_checkpoint
+    from test_train import tiny_data
+
+    model_file = tmp_path / "net.py"
+    model_file.write_text(MODEL_FILE)
+    out = tmp_path / "run"
+    cfg = TrainConfig(out=str(out), epochs=1, batch_size=32, lr=0.05, progress=False)
+    fit(f"{model_file}:Net", tiny_data(n_train=64, n_test=32), cfg)
+    source = read_checkpoint(out / "last.pt")["spec"]["source"]
+    assert source["sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()
+    assert (source["file"], source["name"]) == (str(model_file), "Net")
+    model_file.with_name("MARKER").unlink()  # training imported it, as it should
+    with pytest.raises(CheckpointError, match="never runs code"):
+        load_checkpoint(out)
+    assert not model_file.with_name("MARKER").exists()
+    model, info = load_checkpoint(out, model=f"{model_file}:Net")
+    assert info["num_classes"] == 4 and model[-1].out_features == 4
+
+
+def test_training_from_a_checkpoint_records_the_model_it_was_built_from(tmp_path):
+    # MODEL may be a checkpoint: its recorded model (not the path) is what the new run records
+    from convnet.train import TrainConfig, fit, read_checkpoint
+    from test_train import TINY, tiny_data
+
+    data = tiny_data(n_train=64, n_test=32)
+    for src, out in ((TINY, "a"), (str(tmp_path / "a" / "best.pt"), "b")):
+        cfg = TrainConfig(out=str(tmp_path / out), epochs=1, batch_size=32, progress=False)
+        fit(src, data, cfg)
+    assert read_checkpoint(tmp_path / "b" / "last.pt")["spec"]["model"] == TINY

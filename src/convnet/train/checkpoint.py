@@ -138,22 +138,6 @@ def restore_training_state(
         group.update(h)
 
 
-def build_model(
-    model_spec: str,
-    num_classes: int | None,
-    in_chans: int | None,
-    input_size: tuple[int, int, int] | None,
-) -> nn.Module:
-    """The untrained model a MODEL string names, for ``num_classes`` classes of ``input_size``
-    images (``convnet.resolve.resolve_model``; a pattern line without ``INPUT[WxHxD]`` is built
-    for ``input_size``)."""
-    from ..resolve import resolve_model
-
-    return resolve_model(
-        model_spec, num_classes=num_classes, in_chans=in_chans, input_size=input_size
-    ).model
-
-
 def load_checkpoint(
     path: str | os.PathLike,
     map_location: str | torch.device = "cpu",

@@ -101,15 +101,14 @@ def prepare_model(model: nn.Module | str, data: Any) -> tuple[nn.Module, RunSpec
     if isinstance(model, str):
         from ..resolve import resolve_model
 
-        name: str | None = model
         model = resolve_model(
             model,
             num_classes=len(data.classes),
             in_chans=data.input_size[0],
             input_size=data.input_size,
         ).model
-    else:
-        name = getattr(model, "model_spec", None) or getattr(model, "model_name", None)
+    # what rebuilds it: the MODEL string, or the one a checkpoint given as MODEL recorded
+    name = getattr(model, "model_spec", None) or getattr(model, "model_name", None)
     if not any(p.requires_grad for p in model.parameters()):
         raise ConvnetError(
             f"{name or type(model).__name__} has no trainable parameters, so there is nothing "
