@@ -285,8 +285,8 @@ def _from_checkpoint(
 
     if path.suffix in WEIGHT_SUFFIXES:
         raise CheckpointError(
-            f"{path} is a weight file: it holds no model; name the model and pass the file as "
-            "--weights (Python: weights=)"
+            f"{path} is a weight file: it holds no model; give the model as MODEL and load the "
+            "file into it (weights= in Python, --weights where the command has it)"
         )
     where = loading["map_location"] if loading else "cpu"
     state = read_checkpoint(path, where)
