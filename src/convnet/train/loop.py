@@ -545,12 +545,13 @@ def _announce(run: Run, data: Any, device: torch.device) -> None:
 
 
 class FiniteGuard:
-    """Stops a run whose loss or weights became non-finite before a checkpoint can hold them.
+    """Stops a run whose loss or model state became non-finite before a checkpoint holds it.
 
     ``observe`` remembers the first step whose loss was not finite in a device tensor (no sync
     per step); ``check`` reads it at the loop's sync points and, before every save, also checks
-    the weights (a finite loss with a huge learning rate can still overflow them). Every rank
-    takes part and the ranks agree on the earliest bad step.
+    the model's state: a finite loss can come with overflowing weights, and a batch-norm layer
+    keeps the loss finite while its running variance overflows (lr x 1e12 did that). Every
+    rank takes part and the ranks agree on the earliest bad step.
     """
 
     NONE = 2**62  # "no non-finite value seen"
@@ -568,21 +569,22 @@ class FiniteGuard:
 
     @torch.no_grad()
     def check(self, run: Run, weights: bool = False) -> None:
-        """Raise TrainingError when a loss (or, with ``weights``, a weight) is not finite."""
+        """Raise TrainingError when a loss (or, with ``weights``, a weight or a floating buffer
+        such as a running variance) is not finite."""
         now = run.progress.global_step
         bad = [self.bad_loss]
         if weights:
-            finite = torch.stack([torch.isfinite(q).all() for q in run.model.parameters()]).all()
+            state = [t for t in run.model.state_dict().values() if t.is_floating_point()]
+            finite = torch.stack([torch.isfinite(t).all() for t in state]).all()
             bad.append(torch.where(finite, self.NONE, now - 1).to(self.bad_loss))
-        loss_step, *weight_step = D.all_min(torch.stack(bad), self.d).tolist()
-        if loss_step == self.NONE and (not weight_step or weight_step[0] == self.NONE):
-            return
+        loss_step, *state_step = D.all_min(torch.stack(bad), self.d).tolist()
         if loss_step != self.NONE:
             what, step, where = "loss", loss_step, f"at step {loss_step}"
-        else:
-            what, step = "weights", weight_step[0]
-            first = self.saved_step
+        elif state_step and state_step[0] != self.NONE:
+            what, step, first = "weights or running statistics", state_step[0], self.saved_step
             where = f"at step {step}" if first >= step else f"between steps {first} and {step}"
+        else:
+            return
         lr = run.cfg.lr * run.schedule.factor(step)
         kept = (
             f"the last good checkpoint is {self.out / 'last.pt'} (step {self.saved_step})"

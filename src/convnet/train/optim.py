@@ -12,7 +12,10 @@ import math
 import torch
 import torch.nn as nn
 
+from ..errors import TrainingError
 from .config import TrainConfig
+
+_FLOAT32_MAX = 3.4028234663852886e38
 
 
 def param_groups(model: nn.Module, weight_decay: float, no_decay_bn_bias: bool) -> list[dict]:
@@ -110,6 +113,11 @@ class LRSchedule:
         f = self.factor(step)
         for g in self.optimizer.param_groups:
             g["lr"] = g["initial_lr"] * f
+            if not abs(g["lr"]) <= _FLOAT32_MAX:  # torch's step would fail converting it
+                raise TrainingError(
+                    f"the learning rate at step {step} is {g['lr']:.4g}, beyond float32's "
+                    f"{_FLOAT32_MAX:.3g}; lower --lr or --gamma"
+                )
         return self.optimizer.param_groups[0]["lr"]
 
     def epoch_end(self, val_top1: float | None) -> None:
