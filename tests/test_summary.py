@@ -298,12 +298,21 @@ def test_explain_and_summary_take_c_h_w_and_hint_the_notes_order(cli):
         ("summary", "alexnet", "--input", "227x227x3"),
         ("explain", "conv", "--input", "227x227x3", "--filter", "11", "--filters", "96"),
         ("surgery", "alexnet", "--input", "227x227x3"),
+        ("viz", "rf", "lenet5", "--layer", "features.0", "--input", "32x32x1"),
     ):
         code, out, err = cli(*argv)
         assert code == 2 and out == ""
-        assert (
-            err == f"convnet {argv[0]}: error: --input takes C x H x W; did you mean 3x227x227?\n"
-        )
+        hint = "1x32x32" if argv[0] == "viz" else "3x227x227"
+        assert err == f"convnet {argv[0]}: error: --input takes C x H x W; did you mean {hint}?\n"
+
+
+def test_input_builds_a_line_without_input_at_that_size(cli):
+    code, out, _ = cli(
+        "summary", "CONV3-8 -> RELU -> POOL2 -> FC-10", "--input", "1x28x28", "--format", "json"
+    )
+    rows = json.loads(out)["rows"]
+    assert code == 0 and rows[0]["weights"] == 3 * 3 * 1 * 8  # built for depth 1
+    assert rows[-1]["weights"] == (14 * 14 * 8) * 10  # and for 28x28, pooled to 14x14
 
 
 def _window_misfits(model: nn.Module, size: tuple[int, int, int]) -> list[str]:

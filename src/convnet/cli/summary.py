@@ -44,10 +44,14 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis import summary
     from ..resolve import resolve_model
 
-    model = resolve_model(args.model, num_classes=args.num_classes, meta=True).model
+    given = parse_size(args.input) if args.input else None  # (C, H, W), or (H, W): the model's C
+    build_at = given if given is not None and len(given) == 3 else None  # a line without INPUT
+    model = resolve_model(
+        args.model, num_classes=args.num_classes, input_size=build_at, meta=True
+    ).model
     default = getattr(model, "default_input_size", None)
-    if args.input:
-        size = parse_size(args.input, channels=default[0] if default else 3)
+    if given is not None:
+        size = given if len(given) == 3 else (default[0] if default else 3, *given)
     elif default is not None:
         size = tuple(default)
     else:

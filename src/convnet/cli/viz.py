@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import whole_number
+from ._args import parse_size, whole_number
 
 
 def _channels(text: str) -> list[int]:
@@ -87,6 +87,7 @@ def register(subparsers) -> None:
     q.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
     _model_file(q)
     q.add_argument("image", metavar="IMAGE", help=_IMAGE_HELP)
+    _input(q)
     q.add_argument("--layer", required=True, help="module path, e.g. features.1; required")
     q.add_argument(
         "--top",
@@ -102,6 +103,7 @@ def register(subparsers) -> None:
     q.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
     _model_file(q)
     q.add_argument("images", metavar="IMAGE", nargs="+", help=_IMAGE_HELP + "; one or more")
+    _input(q)
     q.add_argument("--layer", required=True, help="module path, e.g. features.28; required")
     q.add_argument(
         "--channels",
@@ -117,6 +119,7 @@ def register(subparsers) -> None:
     )
     q.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
     _model_file(q)
+    _input(q)
     q.add_argument(
         "--layer", required=True, help="module path of the layer, e.g. features.3; required"
     )
@@ -162,7 +165,9 @@ def _model_file(q) -> None:
 def _load(args):
     from ..resolve import resolve_model
 
-    return resolve_model(args.model, model=args.model_file)
+    given = parse_size(args.input) if getattr(args, "input", None) else None
+    build_at = given if given is not None and len(given) == 3 else None  # a line without INPUT
+    return resolve_model(args.model, model=args.model_file, input_size=build_at)
 
 
 def _save(args, fig, kind: str, layer: str | None = None) -> int:
@@ -180,14 +185,28 @@ def _save(args, fig, kind: str, layer: str | None = None) -> int:
     return 0
 
 
-def _inputs(loaded) -> dict:
-    if loaded.input_size is None:
-        from ..errors import ConvnetError
+def _input(q) -> None:
+    q.add_argument(
+        "--input",
+        metavar="CxHxW",
+        help="the size images are resized to, in pixels: C x H x W (e.g. 3x224x224), or H x W "
+        "or one size with the model's depth (default: the model's or the checkpoint's)",
+    )
 
+
+def _inputs(loaded, args) -> dict:
+    from ..errors import ConvnetError
+
+    size = loaded.input_size
+    if args.input:
+        size = parse_size(args.input, channels=size[0] if size else None)
+        if len(size) != 3:
+            raise ConvnetError(f"{loaded.name}: input depth unknown; give --input C x H x W")
+    if size is None:
         raise ConvnetError(
-            f"{loaded.name}: input size unknown; give the model a default_input_size (C, H, W)"
+            f"{loaded.name}: input size unknown; give --input C x H x W (e.g. 3x224x224)"
         )
-    return {"input_size": loaded.input_size, "mean": loaded.mean, "std": loaded.std}
+    return {"input_size": tuple(size), "mean": loaded.mean, "std": loaded.std}
 
 
 def _filters(args) -> int:
@@ -202,7 +221,7 @@ def _activations(args) -> int:
     from ..viz import activations
 
     m = _load(args)
-    fig = activations(m.model, args.image, args.layer, top=args.top or None, **_inputs(m))
+    fig = activations(m.model, args.image, args.layer, top=args.top or None, **_inputs(m, args))
     return _save(args, fig, "activations", args.layer)
 
 
@@ -210,7 +229,9 @@ def _overlay(args) -> int:
     from ..viz import overlay
 
     m = _load(args)
-    fig = overlay(m.model, args.images, args.layer, args.channels, labels=args.images, **_inputs(m))
+    fig = overlay(
+        m.model, args.images, args.layer, args.channels, labels=args.images, **_inputs(m, args)
+    )
     return _save(args, fig, "overlay", args.layer)
 
 
@@ -219,7 +240,7 @@ def _rf(args) -> int:
 
     m = _load(args)
     fig = receptive_field(
-        m.model, args.layer, args.image, unit=args.unit, channel=args.channel, **_inputs(m)
+        m.model, args.layer, args.image, unit=args.unit, channel=args.channel, **_inputs(m, args)
     )
     return _save(args, fig, "rf", args.layer)
 
