@@ -25,6 +25,7 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..arith import output_size
 from ..errors import ConversionError
 from ._head import Step, _drop_node, _fmt, _is_flatten, _is_passthrough, _where, convert_head
 from .graph import node_label, propagate, shape, trace
@@ -61,7 +62,8 @@ class Conversion:
         """Score-map size for an image of ``height x width`` (0 where it is smaller than the window)."""
         _, h, w = self.input_size
         sy, sx = self.stride
-        return (max(0, (height - h) // sy + 1), max(0, (width - w) // sx + 1))
+        # the whole network as one window of the training size, sliding at its total stride
+        return (max(0, output_size(height, h, sy)), max(0, output_size(width, w, sx)))
 
     def __str__(self) -> str:
         return "\n".join(str(s) for s in self.steps)
