@@ -237,7 +237,7 @@ def _run(
             loss, logits = train_step(run, xb, yb)
             run.guard.observe(loss, p.global_step)
             sums.add(loss, logits, yb)
-            p.global_step, p.step_in_epoch, p.count = p.global_step + 1, k + 1, p.count + len(yb)
+            p.advance(len(yb))
             due = cfg.checkpoint_every > 0 and p.global_step % cfg.checkpoint_every == 0
             if due or (k + 1) % sync_every == 0 or k + 1 == n_batches:
                 run.guard.check(run)

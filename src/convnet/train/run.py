@@ -83,6 +83,12 @@ class Progress:
             if f.name in state:
                 setattr(self, f.name, type(f.default)(state[f.name]))
 
+    def advance(self, images: int) -> None:
+        """One optimizer step on ``images`` images (this process's share of the batch) is done."""
+        self.global_step += 1
+        self.step_in_epoch += 1
+        self.count += images
+
     def next_epoch(self) -> None:
         """The epoch is complete: count it and reset its running sums."""
         self.epoch += 1
