@@ -24,6 +24,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -231,8 +232,11 @@ def _join(procs: list, grace_s: float) -> int | None:
         for sentinel in wait(list(live)):
             rank = live.pop(sentinel)
             procs[rank].join()
-            if procs[rank].exitcode != 0:
-                wait(list(live), timeout=grace_s)  # the others may be reporting the same error
+            if procs[rank].exitcode != 0:  # the others may be reporting the same error
+                deadline = time.monotonic() + grace_s
+                while live and deadline > time.monotonic():
+                    for s in wait(list(live), timeout=deadline - time.monotonic()):
+                        live.pop(s)
                 return rank
     return None
 
