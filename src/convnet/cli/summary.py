@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConvnetError
-from ._args import parse_size
+from ._args import add_format, parse_size, whole_number
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Print the notes' layer table for MODEL: a zoo name, a pattern-language line, "
         "or path/to/file.py:Name.",
     )
-    p.add_argument("model", metavar="MODEL")
+    p.add_argument("model", metavar="MODEL", help="zoo name, pattern-language line or file.py:Name")
     p.add_argument(
         "--input",
         metavar="CxHxW",
@@ -23,18 +23,43 @@ def register(sub: argparse._SubParsersAction) -> None:
         "with the model's depth; default: the model's own",
     )
     p.add_argument(
-        "--batch", type=int, default=1, help="batch size for the training-memory estimate"
+        "--batch",
+        type=int,
+        default=1,
+        metavar="IMAGES",
+        help="images per batch for the training-memory estimate (default: 1)",
     )
-    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
-    p.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], default="momentum")
     p.add_argument(
-        "--memory", type=float, metavar="GB", help="report the largest batch that fits in GB"
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="the type of weights and activations, for the byte counts (default: float32)",
     )
     p.add_argument(
-        "--strict", action="store_true", help="a stride or size that does not fit is an error"
+        "--optimizer",
+        choices=["sgd", "momentum", "adam"],
+        default="momentum",
+        help="optimizer state in the training memory: sgd none, momentum one value per weight, "
+        "adam two (default: momentum)",
     )
-    p.add_argument("--format", choices=["table", "markdown", "json", "csv"], default="table")
-    p.add_argument("--num-classes", type=int, help="classifier size (default: the model's)")
+    p.add_argument(
+        "--memory",
+        type=float,
+        metavar="GB",
+        help="report the largest batch whose training memory fits in GB gigabytes (default: none)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="a stride or size that does not fit is an error (default: a warning)",
+    )
+    add_format(p, "the notes' layer table, sized to the terminal")
+    p.add_argument(
+        "--num-classes",
+        type=whole_number(1, "classes"),
+        metavar="N",
+        help="classes of the classifier (default: the model's)",
+    )
     p.set_defaults(func=run)
 
 
@@ -71,5 +96,6 @@ def run(args: argparse.Namespace) -> int:
     )
     s.model = args.model if len(args.model) < 60 else s.model
     width = max(120, shutil.get_terminal_size((160, 40)).columns)
-    print(s.render(args.format, width=width), end="" if args.format in ("json", "csv") else "\n")
+    fmt = "table" if args.format == "text" else args.format  # Summary.render calls text "table"
+    print(s.render(fmt, width=width), end="" if fmt in ("json", "csv") else "\n")
     return 0
