@@ -254,6 +254,21 @@ def test_size_parser_short_forms_and_errors():
         parse_size("227x227", volume=True)
 
 
+def test_image_size_is_h_x_w():
+    from convnet.cli._args import parse_image_size
+
+    assert parse_image_size(["224x160"]) == (224, 160)
+    assert parse_image_size(["224", "160"]) == (224, 160)  # the older two-number form
+    assert parse_image_size(["224"]) == (224, 224)
+    with pytest.raises(ConvnetError, match="give H x W .e.g. 224x224.; the depth comes from"):
+        parse_image_size(["3x224x224"])
+    with pytest.raises(ConvnetError, match="give H x W .e.g. 160x224."):
+        parse_image_size(["224x160x3"])  # the notes' W x H x D
+    for bad in (["0"], ["big"], ["1", "2", "3", "4"]):
+        with pytest.raises(ConvnetError, match="give H x W in pixels"):
+            parse_image_size(bad)
+
+
 def test_explain_imports_no_torch():
     code = (
         "import sys; from convnet.cli import main; "

@@ -70,6 +70,26 @@ def parse_size(
     return tuple(parts)
 
 
+def parse_image_size(values: list[str], flag: str = "--image-size") -> tuple[int, int]:
+    """``--image-size`` as H x W: ``224x160``, ``224`` (square), or the older ``224 160``.
+
+    The depth comes from the pictures, so three numbers are refused with the order to use.
+    """
+    text = "x".join(values)
+    try:
+        parts = [int(p) for p in _SEPARATORS.split(text.strip().lower())]
+    except ValueError:
+        parts = []
+    if len(parts) == 3 and min(parts) >= 1:
+        h, w = (parts[1], parts[0]) if _looks_whd(parts) else (parts[1], parts[2])  # W x H x D
+        raise ConvnetError(
+            f"{flag} {text!r}: give H x W (e.g. {h}x{w}); the depth comes from the pictures"
+        )
+    if not 1 <= len(parts) <= 2 or min(parts) < 1:
+        raise ConvnetError(f"{flag} {text!r}: give H x W in pixels, e.g. 224x224, or 224")
+    return parts[0], parts[-1]
+
+
 FORMATS = ("text", "markdown", "json", "csv")
 
 

@@ -42,12 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     info.add_argument(
         "--image-size",
-        type=int,
         nargs="+",
         default=None,
-        metavar="PIXELS",
-        help="H [W] in pixels: resize and centre-crop an image folder's pictures to this size "
-        "(default: the pictures' own size)",
+        metavar="HxW",
+        help="H x W in pixels (e.g. 224x224, or 224 for a square): resize and centre-crop an "
+        "image folder's pictures to this size (default: the pictures' own size)",
     )
     info.add_argument(
         "--strict",
@@ -77,7 +76,9 @@ def _info(args: argparse.Namespace) -> int:
 
     size = None
     if args.image_size:
-        size = tuple(args.image_size) if len(args.image_size) == 2 else args.image_size[0]
+        from ._args import parse_image_size
+
+        size = parse_image_size(args.image_size)
     data = load(args.spec, args.dir, image_size=size, strict=args.strict)
     c, h, w = data.input_size
     print(

@@ -117,12 +117,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--image-size",
-        type=int,
         nargs="+",
         default=None,
-        metavar="PIXELS",
-        help="H [W] in pixels: resize and centre-crop an image folder's pictures to this size "
-        "(default: the pictures' own size)",
+        metavar="HxW",
+        help="H x W in pixels (e.g. 224x224, or 224 for a square): resize and centre-crop an "
+        "image folder's pictures to this size (default: the pictures' own size)",
     )
     p.add_argument(
         "--recipe",
@@ -246,7 +245,9 @@ def _run(args: argparse.Namespace) -> int:
     spec = str(Path(data_arg).resolve()) if Path(data_arg).exists() else data_arg
     size = None
     if args.image_size:
-        size = tuple(args.image_size) if len(args.image_size) == 2 else args.image_size[0]
+        from ._args import parse_image_size
+
+        size = parse_image_size(args.image_size)
     data = load(spec, args.data_dir, image_size=size)
     data.name = spec
     if cfg.hflip and "hflip" not in overrides and _digits(data.name):
