@@ -4,6 +4,7 @@ or death is one line."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -79,6 +80,16 @@ def test_two_processes_match_one_and_sigterm_stops_every_rank(tmp_path):
     assert diff <= TOLERANCE
     assert abs(one["final_top1"] - two["final_top1"]) <= 100.0 / len(data.y_test) + 1e-9
     assert two["steps"] == one["steps"] == total
+    # the epoch records agree too, the one the SIGTERM split included (its running sums are
+    # saved over both ranks)
+    records = [
+        [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        for run in ("one", "two")
+    ]
+    assert [r["epoch"] for r in records[1]] == list(range(1, 11))
+    for r1, r2 in zip(*records):
+        assert r1["train_loss"] == pytest.approx(r2["train_loss"], abs=1e-4), r1["epoch"]
+        assert r1["train_top1"] == pytest.approx(r2["train_top1"], abs=100 / 192 + 1e-9)
 
 
 def _die_on_rank_1(rank: int, world: int, *, stop) -> None:

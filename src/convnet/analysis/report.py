@@ -82,6 +82,14 @@ def totals_lines(s: Summary) -> list[str]:
         f"Parameter memory: {human_bytes(t['param_bytes'])}; with gradients and optimizer state "
         f"{human_bytes(t['param_grad_optimizer_bytes'])}",
     ]
+    if t.get("weight_layers") is not None:
+        from .depth import describe
+
+        lines.insert(
+            1,
+            f"Weight layers: {describe(t['weight_layer_kinds'])} on the longest path from input "
+            "to output, as the papers count depth",
+        )
     if t.get("training_bytes") is not None:
         lines.append(
             f"Training memory at batch {s.batch_size}: {human_bytes(t['training_bytes'])} estimated peak "

@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from ..errors import ShapeError
 from ._ops import Call
+from .depth import counting
 from .rules import Rules
 from .trace import trace
 
@@ -190,7 +191,8 @@ def summary(
 
     rules = Rules(strict)
     try:
-        rec = trace(model, input_size, check=rules)
+        with counting(model) as depth:  # the papers' depth, from the same trace
+            rec = trace(model, input_size, check=rules)
     except ShapeError:
         raise
     except RuntimeError as e:
@@ -224,6 +226,8 @@ def summary(
         "training_bytes": None,
         "max_batch": None,
     }
+    if depth.result is not None:
+        totals.update(depth.result.totals())
     if training_memory:
         from .memory import estimate_training_memory, max_batch
 

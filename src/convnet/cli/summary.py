@@ -53,6 +53,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="a stride or size that does not fit is an error (default: a warning)",
     )
+    p.add_argument(
+        "--advice",
+        action="store_true",
+        help="instead of the table, list where the model departs from the notes' layer sizing "
+        "rules (an input divisible by 2 many times; 3x3, at most 5x5 convs with S=1 and "
+        "P=(F-1)/2; 2x2/2 or 3x3/2 pools; larger filters only at the first layer) and what the "
+        "notes say each costs; prints nothing for a model that follows them all (default: off)",
+    )
     add_format(p, "the notes' layer table, sized to the terminal")
     p.add_argument(
         "--num-classes",
@@ -81,6 +89,13 @@ def run(args: argparse.Namespace) -> int:
         size = tuple(default)
     else:
         raise ConvnetError(f"{args.model}: give --input C x H x W (e.g. --input 3x224x224)")
+    if args.advice:
+        from ..analysis.advice import advice_text
+
+        text = advice_text(model, size, args.format)
+        if text:
+            print(text)
+        return 0
     if args.batch < 1:
         raise ConvnetError(f"--batch must be at least 1, got {args.batch}")
     if args.memory is not None and not args.memory > 0:

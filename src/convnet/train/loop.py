@@ -246,9 +246,7 @@ def _run(
                     k + 1, *_running(sums, p), p.count * d.world, time.perf_counter() - t_epoch
                 )
             if (due or stopping) and k + 1 < n_batches:
-                p.loss_sum, p.correct = float(sums.loss), int(sums.correct)
-                p.epoch_seconds = time.perf_counter() - t_epoch
-                _checkpoint(run)
+                _checkpoint_mid_epoch(run, sums, t_epoch)
             if stopping:
                 break
         bar.close()
@@ -362,6 +360,15 @@ def _checkpoint(run: Run, name: str = "last.pt") -> None:
         run.guard.saved_step = run.progress.global_step
 
 
+def _checkpoint_mid_epoch(run: Run, sums: EpochSums, t_epoch: float) -> None:
+    """Save last.pt inside an epoch, with the epoch's running sums over every process (rank 0
+    resumes with them, the other ranks from zero)."""
+    p, d = run.progress, run.d
+    p.loss_sum, p.correct = float(D.all_sum(sums.loss, d)), int(D.all_sum(sums.correct, d))
+    p.epoch_seconds = time.perf_counter() - t_epoch
+    _checkpoint(run)
+
+
 def _end_epoch(run: Run, epoch: int, sums: EpochSums, t_epoch: float) -> dict[str, Any]:
     """The epoch is complete: evaluate (when due), record it, save best.pt (when it improved)
     and last.pt, in that order, so a kill between any two leaves a state --resume can finish.
@@ -460,6 +467,8 @@ def _resume(run: Run) -> None:
         )
     run.progress.load_state_dict(state["progress"])
     p = run.progress
+    if not run.d.is_main:  # the saved running sums are every process's: rank 0 carries them
+        p.loss_sum, p.correct = 0.0, 0
     saved = state.get("config") if isinstance(state.get("config"), dict) else {}
     _check_resume(saved, run.config, out, warn=run.d.is_main, step=p.global_step)
     restore_training_state(

@@ -68,8 +68,9 @@ class Progress:
     seconds: float = 0.0  # wall time of the completed epochs, training and evaluation
     train_seconds: float = 0.0  # of which training
     train_images: int = 0  # images trained on in the completed epochs, all processes
-    loss_sum: float = 0.0  # this epoch so far, this process: sum of loss x batch size
-    correct: int = 0  # this epoch so far, this process: top-1 hits on the training batches
+    # this epoch so far, summed over processes when saved (in memory: this process's share)
+    loss_sum: float = 0.0  # sum of loss x batch size
+    correct: int = 0  # top-1 hits on the training batches
     count: int = 0  # this epoch so far, this process: images
     epoch_seconds: float = 0.0  # this epoch so far: wall time
 
