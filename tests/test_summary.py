@@ -380,3 +380,17 @@ def test_a_net_that_fits_gives_no_warning():
     assert _window_misfits(net, (3, 33, 33)) == []
     (warning,) = convnet.summary(net, (3, 32, 32), training_memory=False).warnings
     assert "the strides of 3 layers" in warning and "A 33x33 input fits every layer" in warning
+
+
+def test_ceil_mode_and_an_op_the_fields_do_not_follow():
+    pool = nn.Sequential(nn.MaxPool2d(3, 2, ceil_mode=True))
+    (warning,) = convnet.summary(pool, (3, 8, 8), training_memory=False).warnings
+    assert "(8 - 3 + 2*0)/2 + 1 = 3.5" in warning and "rounds it up to 4" in warning
+    assert "A 9x9 input fits every layer" in warning
+    assert pool(torch.zeros(1, 3, 9, 9)).shape[-1] == (9 - 3) / 2 + 1  # whole: no rounding
+    # after a 2x upsampling every input is even and (2n - 3)/2 is never whole: the layer's own
+    # fix is the only one, and no input size is claimed to fit
+    up = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(3, 4, 3, 2))
+    (warning,) = convnet.summary(up, (3, 8, 8), training_memory=False).warnings
+    assert "(16 - 3 + 2*0)/2 + 1 = 7.5" in warning and "every layer" not in warning
+    assert warning.endswith("Fits with a layer input of 15 or 17.")  # (W - 3)/2 whole: W odd

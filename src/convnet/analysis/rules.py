@@ -124,7 +124,8 @@ class Rules:
         """One warning for all the misfits of a traced model (none when every layer fits).
 
         ``calls`` are the trace's; their sliding windows' receptive fields say at which input
-        sizes every layer fits. The size suggested is checked by tracing the model at it.
+        sizes every layer fits (see :func:`_fitting_input`). Where no input size is known to fit,
+        the fix is the misfitting layer's own: a padding, or the layer input it needs.
         """
         if not self.misfits:
             return []
