@@ -2,7 +2,8 @@
 
 A builder is a function ``(num_classes=..., in_chans=..., **options) -> nn.Module``. Registering
 records its card (family, year, paper, canonical input, expected parameter count, the result the
-notes quote) so ``convnet models`` and the tests need no per-model code.
+notes quote, and where known the reported top-1 / top-5 accuracy with its source) so
+``convnet models``, ``convnet compare`` and the tests need no per-model code.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ class ModelCard:
     num_classes: int = 1000
     torchvision_keys: bool = False  # state-dict keys and shapes are exactly torchvision's
     options: dict[str, Any] = field(default_factory=dict)
+    # reported accuracy on the data set the card's ``result`` names (ImageNet-1k validation for
+    # the ImageNet models), in percent (100 - error), single crop unless the source says otherwise
+    top1: float | None = None
+    top5: float | None = None
+    accuracy_source: str = ""  # where top1/top5 come from: a paper's table, a weights release
+    timm_keys: bool = False  # state-dict keys and shapes are exactly timm's
 
 
 _MODELS: dict[str, ModelCard] = {}
@@ -48,8 +55,17 @@ def register_model(
     num_classes: int = 1000,
     torchvision_keys: bool = False,
     name: str | None = None,
+    top1: float | None = None,
+    top5: float | None = None,
+    accuracy_source: str = "",
+    timm_keys: bool = False,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator registering a builder under its function name (or ``name``)."""
+    """Decorator registering a builder under its function name (or ``name``).
+
+    ``top1``/``top5`` are accuracies in percent; give ``accuracy_source`` with them.
+    """
+    if (top1 is not None or top5 is not None) and not accuracy_source:
+        raise ValueError("a card's top1/top5 need an accuracy_source (paper table or weights)")
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or fn.__name__
@@ -66,6 +82,10 @@ def register_model(
             result,
             num_classes,
             torchvision_keys,
+            top1=top1,
+            top5=top5,
+            accuracy_source=accuracy_source,
+            timm_keys=timm_keys,
         )
         return fn
 

@@ -3,9 +3,11 @@
 32x32 input -> 3x3 conv 16 -> n basic blocks at 32x32x16, n at 16x16x32, n at 8x8x64 -> global
 average pool -> FC. Where a block halves the size and doubles the width, the shortcut is
 option A (the paper's choice here): subsample by 2 and append zero channels, no parameters;
-or option B: a 1x1 stride-2 projection with batch norm. ``stochastic_depth=p_L`` drops residual
-branches in training with survival decaying linearly to p_L (Huang et al. 2016 use 0.5 and
-report ResNet-110 at 5.25% error on CIFAR-10, ResNet-1202 at 4.91%).
+or option B: a 1x1 stride-2 projection with batch norm. ``shortcut="none"`` removes every
+shortcut: the paper's plain net of the same depth (plain.py registers plain20..plain110).
+``stochastic_depth=p_L`` drops residual branches in training with survival decaying linearly
+to p_L (Huang et al. 2016 use 0.5 and report ResNet-110 at 5.25% error on CIFAR-10,
+ResNet-1202 at 4.91%).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import ConvnetError
 from ..layers import DropPath, linear_survival
 from ._init import he_init
 from ._registry import register_model
@@ -46,8 +49,8 @@ class CifarBasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else None
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_planes != planes:
+        self.shortcut: nn.Module | None = None if shortcut == "none" else nn.Identity()
+        if shortcut != "none" and (stride != 1 or in_planes != planes):
             if shortcut == "A":
                 self.shortcut = ZeroPadShortcut(in_planes, planes, stride)
             elif shortcut == "B":
@@ -56,8 +59,9 @@ class CifarBasicBlock(nn.Module):
                     nn.BatchNorm2d(planes),
                 )
             else:
-                raise ValueError(
-                    f"shortcut must be 'A' (zero padding) or 'B' (projection), got {shortcut!r}"
+                raise ConvnetError(
+                    f"shortcut={shortcut!r}: use 'A' (zero padding), 'B' (projection) or 'none' "
+                    "(the plain net)"
                 )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,7 +69,9 @@ class CifarBasicBlock(nn.Module):
         out = self.bn2(self.conv2(out))
         if self.drop_path is not None:
             out = self.drop_path(out)
-        return self.relu(out + self.shortcut(x))
+        if self.shortcut is not None:  # a plain block (shortcut="none") is relu(F(x)) alone
+            out = out + self.shortcut(x)
+        return self.relu(out)
 
 
 class CifarResNet(nn.Module):
@@ -83,6 +89,11 @@ class CifarResNet(nn.Module):
         if (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n + 2, got {depth}")
         n = (depth - 2) // 6
+        if shortcut == "none" and stochastic_depth is not None:
+            raise ConvnetError(
+                "stochastic_depth drops residual branches, but shortcut='none' leaves none: a "
+                "dropped plain block would zero the signal; remove one of the two options"
+            )
         survival = (
             linear_survival(3 * n, stochastic_depth)
             if stochastic_depth is not None

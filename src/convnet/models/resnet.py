@@ -9,7 +9,8 @@ The stride-2 of a downsampling bottleneck sits on the 3x3 conv (torchvision, "Re
 Options (all builders): ``stochastic_depth=p_L`` keeps block l's residual branch with
 probability p_l = 1 - l/L (1 - p_L) in training (Huang et al. 2016 use p_L = 0.5) and uses the
 full depth at test; ``zero_init_residual`` starts each block as the identity;
-``se_reduction`` adds squeeze-and-excitation (see senet.py).
+``se_reduction`` adds squeeze-and-excitation (see senet.py); ``shortcut="none"`` drops every
+shortcut, identity and projection alike, leaving the paper's plain net (see plain.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..errors import ConvnetError
 from ..layers import DropPath, SqueezeExcite, linear_survival
 from ._init import he_init
 from ._registry import register_model
@@ -50,6 +52,7 @@ class BasicBlock(nn.Module):
         drop_path: float = 0.0,
         se_reduction: int | None = None,
         stride_in_1x1: bool = False,
+        residual: bool = True,
     ) -> None:
         super().__init__()
         if groups != 1 or base_width != 64:
@@ -62,16 +65,18 @@ class BasicBlock(nn.Module):
         self.se = SqueezeExcite(planes, se_reduction) if se_reduction else None
         self.drop_path = DropPath(drop_path) if drop_path > 0 else None
         self.downsample = downsample
+        self.residual = residual  # False: a plain block, relu(F(x)) with no shortcut
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         if self.se is not None:
             out = self.se(out)
         if self.drop_path is not None:
             out = self.drop_path(out)
-        return self.relu(out + identity)
+        if self.residual:
+            out = out + (x if self.downsample is None else self.downsample(x))
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -89,6 +94,7 @@ class Bottleneck(nn.Module):
         drop_path: float = 0.0,
         se_reduction: int | None = None,
         stride_in_1x1: bool = False,
+        residual: bool = True,
     ) -> None:
         super().__init__()
         # ResNeXt: `groups` paths of `base_width` channels each (32x4d: 32 groups of 4 at planes=64)
@@ -103,9 +109,9 @@ class Bottleneck(nn.Module):
         self.se = SqueezeExcite(planes * self.expansion, se_reduction) if se_reduction else None
         self.drop_path = DropPath(drop_path) if drop_path > 0 else None
         self.downsample = downsample
+        self.residual = residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
@@ -113,7 +119,9 @@ class Bottleneck(nn.Module):
             out = self.se(out)
         if self.drop_path is not None:
             out = self.drop_path(out)
-        return self.relu(out + identity)
+        if self.residual:
+            out = out + (x if self.downsample is None else self.downsample(x))
+        return self.relu(out)
 
 
 class ResNet(nn.Module):
@@ -135,8 +143,10 @@ class ResNet(nn.Module):
         stochastic_depth: float | None = None,
         se_reduction: int | None = None,
         stride_in_1x1: bool = False,
+        shortcut: str = "B",
     ) -> None:
         super().__init__()
+        _check_plain(shortcut, stochastic_depth, zero_init_residual)
         self.inplanes = 64
         self.groups, self.base_width = groups, width_per_group
         total = sum(layers)
@@ -146,7 +156,11 @@ class ResNet(nn.Module):
             else [1.0] * total
         )
         drops = iter(1.0 - p for p in survival)  # consumed block by block, stage by stage
-        extra = {"se_reduction": se_reduction, "stride_in_1x1": stride_in_1x1}
+        extra = {
+            "se_reduction": se_reduction,
+            "stride_in_1x1": stride_in_1x1,
+            "residual": shortcut == "B",
+        }
         self.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
@@ -175,7 +189,7 @@ class ResNet(nn.Module):
         extra: dict[str, Any],
     ) -> nn.Sequential:
         downsample = None
-        if stride != 1 or self.inplanes != planes * block.expansion:
+        if extra["residual"] and (stride != 1 or self.inplanes != planes * block.expansion):
             # projection shortcut (the paper's option B) where the shape changes
             downsample = nn.Sequential(
                 conv1x1(self.inplanes, planes * block.expansion, stride),
@@ -202,6 +216,25 @@ class ResNet(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def _check_plain(shortcut: str, stochastic_depth: float | None, zero_init_residual: bool) -> None:
+    """Refuse options that only make sense with shortcuts (a user's mistake, in one line)."""
+    if shortcut not in ("B", "none"):
+        raise ConvnetError(
+            f"shortcut={shortcut!r}: the ImageNet ResNet takes 'B' (projection where the shape "
+            "changes, torchvision's) or 'none' (the paper's plain net)"
+        )
+    if shortcut == "none" and stochastic_depth is not None:
+        raise ConvnetError(
+            "stochastic_depth drops residual branches, but shortcut='none' leaves none: a dropped "
+            "plain block would zero the signal; remove one of the two options"
+        )
+    if shortcut == "none" and zero_init_residual:
+        raise ConvnetError(
+            "zero_init_residual starts each block as the identity through its shortcut; with "
+            "shortcut='none' it would zero every block's output; remove one of the two options"
+        )
 
 
 _PAPER = "Deep Residual Learning for Image Recognition"
@@ -292,3 +325,59 @@ def resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, **options) -> Re
 def wide_resnet50_2(num_classes: int = 1000, in_chans: int = 3, **options) -> ResNet:
     # the bottleneck's inner width doubles (128..1024); its output width is ResNet-50's
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, in_chans, width_per_group=128, **options)
+
+
+_RESNEXT = "Aggregated Residual Transformations for Deep Neural Networks"
+_TV_V1 = "torchvision IMAGENET1K_V1 weights (224 crop)"
+
+
+@register_model(
+    family="ResNeXt",
+    year=2016,
+    paper=_RESNEXT,
+    params=88_791_336,
+    result="ImageNet top-1 / top-5 error 20.7% / 5.5% with torchvision's weights (224, 1 crop)",
+    torchvision_keys=True,
+    top1=79.312,
+    top5=94.526,
+    accuracy_source=_TV_V1,  # the paper has no 32x8d row; 101-32x4d: 21.2% top-1 error
+)
+def resnext101_32x8d(num_classes: int = 1000, in_chans: int = 3, **options) -> ResNet:
+    # cardinality 32, 8 channels per path: twice ResNeXt-101 32x4d's inner width
+    return ResNet(
+        Bottleneck, [3, 4, 23, 3], num_classes, in_chans, groups=32, width_per_group=8, **options
+    )
+
+
+@register_model(
+    family="ResNeXt",
+    year=2016,
+    paper=_RESNEXT,
+    params=83_455_272,
+    result="ImageNet top-1 / top-5 error 20.4% / 5.3% (224, single crop; the paper's table 4)",
+    torchvision_keys=True,
+    top1=79.6,
+    top5=94.7,
+    accuracy_source="Xie et al. 2016, table 4 (224x224 single crop)",
+)
+def resnext101_64x4d(num_classes: int = 1000, in_chans: int = 3, **options) -> ResNet:
+    # the paper's "2x complexity" model: cardinality 64 of 4 channels (inner width 256 at stage 1)
+    return ResNet(
+        Bottleneck, [3, 4, 23, 3], num_classes, in_chans, groups=64, width_per_group=4, **options
+    )
+
+
+@register_model(
+    family="WideResNet",
+    year=2016,
+    paper="Wide Residual Networks",
+    params=126_886_696,
+    result="ImageNet top-1 / top-5 error 21.2% / 5.7% with torchvision's weights (224, 1 crop)",
+    torchvision_keys=True,
+    top1=78.848,
+    top5=94.284,
+    accuracy_source=_TV_V1,
+)
+def wide_resnet101_2(num_classes: int = 1000, in_chans: int = 3, **options) -> ResNet:
+    # ResNet-101 with every bottleneck's inner width doubled (128..1024); outputs as ResNet-101
+    return ResNet(Bottleneck, [3, 4, 23, 3], num_classes, in_chans, width_per_group=128, **options)
