@@ -543,7 +543,7 @@ def _announce(run: Run, data: Any, device: torch.device) -> None:
         return
     cfg, spec = run.cfg, run.spec
     n_params = sum(p.numel() for p in run.model.parameters())
-    precision = "fp32" if run.autocast.__class__.__name__ == "nullcontext" else "bf16"
+    precision = "bf16" if isinstance(run.autocast, torch.autocast) else "fp32"
     print(
         f"{spec.model or type(run.model).__name__} ({n_params:,} parameters) on {spec.data} "
         f"({data.x_train.shape[0]:,} train / {data.x_test.shape[0]:,} held out), {device.type} "
