@@ -97,6 +97,15 @@ SIDE = {
 # for every parameter, without the arithmetic.
 META_PASS = {"resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2"}
 
+# Multiply-adds at the canonical input, in GMACs to 3 decimals: torchvision's published "_ops"
+# figures for its weights (inception_v3 at 299x299, the others at 224x224).
+GMACS = {
+    "inception_v3": 5.713,
+    "resnext101_32x8d": 16.414,
+    "resnext101_64x4d": 15.460,
+    "wide_resnet101_2": 22.753,
+}
+
 # Each auxiliary loss's weight where it is not GoogLeNet's 0.3 (Inception-v3: TF-slim's 0.4).
 AUX_WEIGHT = {"inception_v3": 0.4}
 
@@ -139,6 +148,8 @@ def test_params_and_summary(name):
     s = convnet.summary(model, input_size=card.input_size, training_memory=False)
     assert s.totals["params"] == PARAMS[name]
     assert s.totals["macs"] > 0
+    if name in GMACS:
+        assert round(s.totals["macs"] / 1e9, 3) == GMACS[name]
     assert s.rows[-1].output[0] == card.num_classes
 
 
