@@ -328,3 +328,24 @@ def test_numpy_engine_refuses_resume(cli):
         "convnet train: error: --resume continues a PyTorch run from its checkpoint; --engine "
         "numpy keeps no checkpoints to resume from, so run it again without --resume"
     ]
+
+
+def test_training_loss_counts_auxiliary_heads():
+    """GoogLeNet-style AuxOutputs: L = CE(main) + w * sum_i CE(aux_i), by hand."""
+    from convnet.models.outputs import AuxOutputs
+    from convnet.train.loop import training_loss
+
+    g = torch.Generator().manual_seed(0)
+    main, a1, a2 = (torch.randn(4, 5, generator=g) for _ in range(3))
+    y = torch.tensor([0, 1, 2, 3])
+    cfg = TrainConfig(aux_weight=0.3, label_smoothing=0.0)
+    loss, logits = training_loss(AuxOutputs(main, (a1, a2), 0.3), y, cfg)
+    expected = F.cross_entropy(main, y) + 0.3 * (F.cross_entropy(a1, y) + F.cross_entropy(a2, y))
+    assert torch.allclose(loss, expected) and logits is main
+
+
+def test_plain_nets_train_with_their_resnet_twins_recipe():
+    from convnet.train.config import recipe_for_model
+
+    assert recipe_for_model("plain56") == recipe_for_model("resnet56") == "cifar-resnet"
+    assert recipe_for_model("plain34") == recipe_for_model("resnet34") == "resnet"

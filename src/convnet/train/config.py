@@ -506,6 +506,8 @@ def recipe_for_model(model_name: str, engine: str = "torch") -> str | None:
         return "vgg"
     if name.startswith(("googlenet", "inception")):
         return "googlenet"
+    if name.startswith("plain"):  # the ResNet paper's plain twins train as their ResNets do
+        return "cifar-resnet" if name[5:] in ("20", "32", "44", "56", "110") else "resnet"
     if (
         name.startswith("resnet")
         and name[6:].isdigit()

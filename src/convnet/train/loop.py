@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..errors import ConvnetError, TrainingError
 from ..io import atomic_write_text
-from ..models.outputs import output_kind
+from ..models.outputs import AuxOutputs, output_kind
 from . import distributed as D
 from .checkpoint import read_checkpoint, restore_training_state, save_training_checkpoint
 from .config import TrainConfig
@@ -65,7 +65,9 @@ def split_outputs(out: Any, kind: str = "scores") -> tuple[torch.Tensor, list[to
 
     ``kind``: the model's :func:`~convnet.models.outputs.output_kind` (for the main output)."""
     main = main_logits(out, kind)
-    if isinstance(out, dict):
+    if isinstance(out, AuxOutputs):  # a NamedTuple whose aux heads sit in one field
+        aux = list(out.aux)
+    elif isinstance(out, dict):
         aux = [v for v in out.values() if isinstance(v, torch.Tensor) and v is not main_output(out)]
     elif isinstance(out, tuple | list):
         aux = [v for v in out[1:] if isinstance(v, torch.Tensor)]
