@@ -337,22 +337,23 @@ def _window_misfits(model: nn.Module, size: tuple[int, int, int]) -> list[str]:
                         break
 
             hooks.append(m.register_forward_pre_hook(check))
-    model(torch.empty(1, *size, device="meta"))
+    with torch.no_grad():  # on the CPU: torch's meta kernels of batch norm load torch._dynamo
+        model(torch.zeros(1, *size))
     for h in hooks:
         h.remove()
     return found
 
 
-def _meta(name: str) -> nn.Module:
+def _uninitialized(name: str) -> nn.Module:
     from convnet.analysis.trace import SkipInit
     from convnet.models import create_model
 
-    with torch.device("meta"), SkipInit():  # no weights to initialize on the meta device
-        return create_model(name).eval()
+    with torch.device("meta"), SkipInit():  # built without initializing, then given memory
+        return create_model(name).eval().to_empty(device="cpu")
 
 
 def test_resnet18_stride_misfits_are_one_line_naming_the_layers():
-    model = _meta("resnet18")
+    model = _uninitialized("resnet18")
     misfits = _window_misfits(model, (3, 224, 224))
     assert len(misfits) == 8  # conv1, maxpool, and conv1 + downsample of layers 2-4
     (warning,) = convnet.summary(model, (3, 224, 224), training_memory=False).warnings
@@ -365,13 +366,15 @@ def test_resnet18_stride_misfits_are_one_line_naming_the_layers():
 def test_alexnet_warning_suggests_the_input_that_fits():
     """The paper's layout (P=0 in conv1) fits at 227; torchvision's (P=2) at 223, not 227."""
     for name, fits in (("alexnet_original", 227), ("alexnet", 223)):
-        model = _meta(name)
+        model = _uninitialized(name)
         (warning,) = convnet.summary(model, (3, 224, 224), training_memory=False).warnings
         assert f"A {fits}x{fits} input fits every layer" in warning
-        assert _window_misfits(model, (3, fits, fits)) == []
+        trunk = model.features  # every window is in it; the FC layers only cost time
+        assert _window_misfits(trunk, (3, fits, fits)) == []
         d = abs(fits - 224)  # no size nearer to 224 fits
-        assert all(_window_misfits(model, (3, n, n)) for n in range(225 - d, 224 + d) if n != fits)
-    assert _window_misfits(_meta("alexnet"), (3, 227, 227)) == ["features.2"]
+        assert all(_window_misfits(trunk, (3, n, n)) for n in range(225 - d, 224 + d) if n != fits)
+        if name == "alexnet":
+            assert _window_misfits(trunk, (3, 227, 227)) == ["2"]  # the first max pool
 
 
 def test_a_net_that_fits_gives_no_warning():
