@@ -279,3 +279,20 @@ def test_explain_imports_no_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "55x55x96 = 290,400 neurons" in done.stdout
+
+
+def test_arith_is_a_leaf_of_the_standard_library():
+    """The reference engine and the pattern language may use it only while it imports nothing."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(arith))
+    imported = {
+        a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
+    imported |= {
+        "." * n.level + (n.module or "").split(".")[0]
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom)
+    }
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
