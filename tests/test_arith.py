@@ -223,18 +223,28 @@ def test_notes_numbers():
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(1, 2048), st.integers(1, 1024), st.integers(1, 1024))
-def test_size_parser_reads_c_h_w_or_hints_the_order(c, h, w):
+@given(st.sampled_from([1, 3, 4]), st.integers(8, 1024), st.integers(8, 1024))
+def test_size_parser_reads_an_image_c_h_w_and_hints_the_notes_order(c, h, w):
+    """A picture's size in torch's order is read as is; the same picture in the notes' order
+    (W x H x D, e.g. 227x227x3) is refused with the order it should be in."""
     from convnet.cli._args import parse_size
 
-    text = f"{c}x{h}x{w}"
-    whd = (w in (1, 3, 4) and min(c, h) >= 4 * w) or (c == h and w > c)
-    if whd:
-        with pytest.raises(ConvnetError, match=f"takes C x H x W; did you mean {w}x{h}x{c}"):
-            parse_size(text)
-    else:
-        assert parse_size(text) == (c, h, w)
-        assert parse_size(f" {c} * {h} , {w} ", volume=True) == (c, h, w)
+    assert parse_size(f"{c}x{h}x{w}") == (c, h, w)
+    assert parse_size(f" {c} * {h} , {w} ", volume=True) == (c, h, w)
+    with pytest.raises(ConvnetError, match=f"takes C x H x W; did you mean {c}x{h}x{w}\\?"):
+        parse_size(f"{w}x{h}x{c}")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(2, 64), st.integers(1, 4096))
+def test_size_parser_hints_a_deep_volume_in_the_notes_order(side, depth):
+    """A square volume of any depth written W x H x D (7x7x512) reads as torch's 512x7x7."""
+    from convnet.cli._args import parse_size
+
+    assert parse_size(f"{depth}x{side}x{side}") == (depth, side, side)
+    if depth > side:
+        with pytest.raises(ConvnetError, match=f"did you mean {depth}x{side}x{side}\\?"):
+            parse_size(f"{side}x{side}x{depth}")
 
 
 def test_size_parser_short_forms_and_errors():
@@ -252,6 +262,10 @@ def test_size_parser_short_forms_and_errors():
         parse_size("227x3")
     with pytest.raises(ConvnetError, match="give the depth too"):
         parse_size("227x227", volume=True)
+    # the notes' order at first sight, but the first number is the model's depth: C x H x W
+    assert parse_size("8x16x3", channels=8) == (8, 16, 3)
+    with pytest.raises(ConvnetError, match="did you mean 3x16x8"):
+        parse_size("8x16x3", channels=3)
 
 
 def test_image_size_is_h_x_w():

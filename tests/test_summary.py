@@ -306,6 +306,16 @@ def test_explain_and_summary_take_c_h_w_and_hint_the_notes_order(cli):
         assert err == f"convnet {argv[0]}: error: --input takes C x H x W; did you mean {hint}?\n"
 
 
+def test_a_model_whose_depth_comes_first_is_read_c_h_w(cli):
+    """8x16x3 looks like the notes' W x H x D, but it is C x H x W for a model of depth 8."""
+    line = "INPUT[3x16x8] -> CONV(F=1,K=4)"  # the notes' W x H x D: 3 wide, 16 high, depth 8
+    code, out, err = cli("summary", line, "--input", "8x16x3", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["input"] == [8, 16, 3]
+    code, _, err = cli("summary", "lenet5", "--input", "32x32x1")
+    assert code == 2 and err.endswith("did you mean 1x32x32?\n")
+
+
 def test_input_builds_a_line_without_input_at_that_size(cli):
     code, out, _ = cli(
         "summary", "CONV3-8 -> RELU -> POOL2 -> FC-10", "--input", "1x28x28", "--format", "json"

@@ -20,12 +20,12 @@ _SEPARATORS = re.compile(r"\s*[x×*,]\s*")
 def _looks_whd(parts: list[int]) -> bool:
     """Whether three numbers read as W x H x D (the notes' order) rather than C x H x W.
 
-    Either the last is a colour depth (1, 3 or 4) and the first two are much larger, or the first
-    two are equal (a square W x H) and the last is larger than both, as a deep volume's depth is
-    (7x7x512): as C x H x W both would be a strip a few pixels high with few channels.
+    Either the last is a colour depth (1, 3 or 4) and the first two are at least twice it
+    (227x227x3), or the first two are equal (a square W x H) and the last is larger, as a deep
+    volume's depth is (7x7x512): read as C x H x W, both would be strips a few pixels wide.
     """
     a, b, c = parts
-    return (c in (1, 3, 4) and min(a, b) >= 4 * c) or (a == b and c > a)
+    return (c in (1, 3, 4) and min(a, b) >= 2 * c) or (a == b and c > a)
 
 
 def parse_size(
@@ -35,7 +35,8 @@ def parse_size(
 
     Returns (C, H, W) when the text has three numbers or ``channels`` (the model's input depth)
     is given, else (H, W). With ``volume`` the depth is required: three numbers. Separators:
-    ``x``, ``*`` or ``,``. A user's mistake raises :class:`ConvnetError` naming ``flag``.
+    ``x``, ``*`` or ``,``. A user's mistake raises :class:`ConvnetError` naming ``flag``; so does
+    a size in the notes' W x H x D order, unless its first number is the model's depth.
 
     >>> parse_size("3x224x224")
     (3, 224, 224)
@@ -53,7 +54,7 @@ def parse_size(
         raise ConvnetError(
             f"{flag} {text!r}: write C x H x W with positive whole numbers, e.g. {example}"
         )
-    if len(parts) == 3 and _looks_whd(parts):
+    if len(parts) == 3 and parts[0] != channels and _looks_whd(parts):
         a, b, c = parts
         raise ConvnetError(f"{flag} takes C x H x W; did you mean {c}x{b}x{a}?")
     if len(parts) == 2 and parts[1] in (1, 3, 4) and parts[0] >= 4 * parts[1]:

@@ -77,12 +77,17 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis import summary
     from ..resolve import resolve_model
 
-    given = parse_size(args.input) if args.input else None  # (C, H, W), or (H, W): the model's C
-    build_at = given if given is not None and len(given) == 3 else None  # a line without INPUT
+    try:  # (C, H, W), or (H, W) with the model's depth
+        given = parse_size(args.input) if args.input else None
+    except ConvnetError:  # W x H x D at first sight: read again once the model's depth is known
+        given = ()
+    build_at = given if given and len(given) == 3 else None  # a line without INPUT
     model = resolve_model(
         args.model, num_classes=args.num_classes, input_size=build_at, meta=True
     ).model
     default = getattr(model, "default_input_size", None)
+    if given == ():
+        given = parse_size(args.input, channels=default[0] if default else None)
     if given is not None:
         size = given if len(given) == 3 else (default[0] if default else 3, *given)
     elif default is not None:

@@ -163,9 +163,13 @@ def _model_file(q) -> None:
 
 
 def _load(args):
+    from ..errors import ConvnetError
     from ..resolve import resolve_model
 
-    given = parse_size(args.input) if getattr(args, "input", None) else None
+    try:
+        given = parse_size(args.input) if getattr(args, "input", None) else None
+    except ConvnetError:  # W x H x D at first sight: _inputs reads it with the model's depth
+        given = None
     build_at = given if given is not None and len(given) == 3 else None  # a line without INPUT
     return resolve_model(args.model, model=args.model_file, input_size=build_at)
 
