@@ -8,6 +8,7 @@ import types
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .registry import Window, register_module, register_op
     from .summary import LayerRow, Summary, summary
 
 # Public names, resolved on first use: ``convnet explain`` imports ``convnet.analysis.explain``,
@@ -16,9 +17,12 @@ _LAZY = {
     "LayerRow": ".summary",
     "Summary": ".summary",
     "summary": ".summary",
+    "Window": ".registry",
+    "register_module": ".registry",
+    "register_op": ".registry",
 }
 
-__all__ = ["LayerRow", "Summary", "summary"]
+__all__ = ["LayerRow", "Summary", "Window", "register_module", "register_op", "summary"]
 
 
 def __getattr__(name: str):

@@ -144,50 +144,36 @@ def _num(x: float) -> int | float:
 def summary(
     model: nn.Module | str,
     input_size: tuple[int, ...] | None = None,
-    batch_size: int = 1,
+    batch_size: int | None = None,
     *,
     dtype: str | torch.dtype = "float32",
     optimizer: str = "momentum",
     memory_gb: float | None = None,
     strict: bool = False,
-    training_memory: bool = True,
+    training_memory: bool | None = None,
 ) -> Summary:
     """The notes' table for ``model`` (a module, a zoo name or a pattern-language line).
 
     ``input_size`` is (C, H, W); by default the model's own (zoo models and lines with
     ``INPUT[WxHxD]`` carry one). Nothing is computed on real weights: the trace runs on the meta
     device, so VGG-16 summarizes in well under a second.
+
+    The training-memory estimate (``totals["training_bytes"]``: one simulated training step at
+    ``batch_size``, default 1; ``totals["max_batch"]``: the largest batch within ``memory_gb``)
+    runs when asked: ``training_memory=True``, or a ``batch_size`` or ``memory_gb`` given.
+    ``training_memory=False`` skips it even then. The notes' rough rule,
+    ``params x (2 + optimizer state) + 2 x activations x batch``, is in every summary.
     """
-    name = (
-        model
-        if isinstance(model, str)
-        else (
-            getattr(model, "model_name", None)
-            or getattr(model, "notation_line", None)
-            or type(model).__name__
-        )
-    )
+    name = _display_name(model)
     if isinstance(model, str):
         from ..resolve import resolve_model
 
         model = resolve_model(model, meta=True).model
-    if input_size is None:
-        input_size = getattr(model, "default_input_size", None)
-        if input_size is None:
-            raise ShapeError(
-                f"{name}: give the input size, e.g. input_size=(3, 224, 224) or --input 3x224x224"
-            )
-    input_size = tuple(int(v) for v in input_size)
-    if isinstance(dtype, torch.dtype):
-        dtype = next(k for k, v in DTYPES.items() if v == dtype)
-    if dtype not in DTYPES:
-        raise ShapeError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
-    if optimizer not in OPTIMIZER_STATE:
-        raise ShapeError(
-            f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZER_STATE)}"
-        )
-    if batch_size < 1:
-        raise ShapeError(f"batch size must be at least 1, got {batch_size}")
+    input_size = _input_size(model, input_size, name)
+    dtype = _check_options(dtype, optimizer, batch_size)
+    if training_memory is None:
+        training_memory = batch_size is not None or memory_gb is not None
+    batch_size = 1 if batch_size is None else batch_size
 
     rules = Rules(strict)
     try:
@@ -200,7 +186,65 @@ def summary(
         raise ShapeError(f"{name} does not run on a {volume(input_size)} input: {line}") from None
 
     warnings = rules.report(model, input_size, rec.calls)  # one line per finding
+    warnings += unknown_op_warnings(rec.unknown)
     rows = [_row(c) for c in rec.calls]
+    totals = _totals(model, input_size, rows, dtype, optimizer, batch_size)
+    if depth.result is not None:
+        totals.update(depth.result.totals())
+    if training_memory:
+        warnings += _training_memory(
+            totals, model, input_size, batch_size, memory_gb, optimizer, dtype
+        )
+    containers = {
+        n: type(m).__name__ for n, m in model.named_modules() if any(True for _ in m.children())
+    }
+    return Summary(name, input_size, rows, totals, warnings, dtype, batch_size, containers)
+
+
+def _display_name(model: nn.Module | str) -> str:
+    if isinstance(model, str):
+        return model
+    return (
+        getattr(model, "model_name", None)
+        or getattr(model, "notation_line", None)
+        or type(model).__name__
+    )
+
+
+def _input_size(model: nn.Module, input_size: tuple[int, ...] | None, name: str) -> tuple[int, ...]:
+    if input_size is None:
+        input_size = getattr(model, "default_input_size", None)
+        if input_size is None:
+            raise ShapeError(
+                f"{name}: give the input size, e.g. input_size=(3, 224, 224) or --input 3x224x224"
+            )
+    return tuple(int(v) for v in input_size)
+
+
+def _check_options(dtype: str | torch.dtype, optimizer: str, batch_size: int | None) -> str:
+    """The dtype's name, once every option is known to be valid."""
+    if isinstance(dtype, torch.dtype):
+        dtype = next((k for k, v in DTYPES.items() if v == dtype), str(dtype))
+    if dtype not in DTYPES:
+        raise ShapeError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+    if optimizer not in OPTIMIZER_STATE:
+        raise ShapeError(
+            f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZER_STATE)}"
+        )
+    if batch_size is not None and batch_size < 1:
+        raise ShapeError(f"batch size must be at least 1, got {batch_size}")
+    return dtype
+
+
+def _totals(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    rows: list[LayerRow],
+    dtype: str,
+    optimizer: str,
+    batch_size: int,
+) -> dict[str, Any]:
+    """Seed 001's sums: parameters, MACs, activation memory, the notes' training-memory rule."""
     itemsize = torch.empty((), dtype=DTYPES[dtype]).element_size()
     params = list(model.parameters())
     n_params = sum(p.numel() for p in params)
@@ -208,15 +252,16 @@ def summary(
     activations = math.prod(input_size) + sum(r.activations for r in rows if r.new_memory)
     forward_bytes = activations * itemsize
     param_bytes = n_params * 4  # fp32 master weights, also under bf16 autocast
-    totals: dict[str, Any] = {
+    macs = sum(r.macs for r in rows)
+    return {
         "params": n_params,
         "trainable_params": trainable,
         "frozen_params": n_params - trainable,
         "weights": sum(r.weights for r in rows),
         "biases": sum(r.biases for r in rows),
         "activations": activations,
-        "macs": sum(r.macs for r in rows),
-        "flops": 2 * sum(r.macs for r in rows),
+        "macs": macs,
+        "flops": 2 * macs,
         "forward_bytes": forward_bytes,
         "forward_backward_bytes": 2 * forward_bytes,
         "param_bytes": param_bytes,
@@ -226,23 +271,42 @@ def summary(
         "training_bytes": None,
         "max_batch": None,
     }
-    if depth.result is not None:
-        totals.update(depth.result.totals())
-    if training_memory:
-        from .memory import estimate_training_memory, max_batch
 
-        est = estimate_training_memory(
-            model, input_size, batch_size, optimizer=optimizer, dtype=DTYPES[dtype]
+
+def _training_memory(
+    totals: dict[str, Any],
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    batch_size: int,
+    memory_gb: float | None,
+    optimizer: str,
+    dtype: str,
+) -> list[str]:
+    """Fill ``training_bytes`` (and ``max_batch``) from a simulated step; return any notes."""
+    if totals["trainable_params"] == 0:
+        return ["no trainable parameters, so there is no training step to estimate memory for"]
+    from .memory import estimate_training_memory, max_batch
+
+    options = {"optimizer": optimizer, "dtype": DTYPES[dtype]}
+    est = estimate_training_memory(model, input_size, batch_size, **options)
+    totals["training_bytes"] = est.peak_bytes
+    if memory_gb is not None:
+        totals["max_batch"] = max_batch(model, input_size, int(memory_gb * 2**30), **options)
+    return []
+
+
+def unknown_op_warnings(unknown: dict[str, list[str]]) -> list[str]:
+    """One line per torch function whose multiply-adds the trace does not know (counted as 0)."""
+    lines = []
+    for name, places in unknown.items():
+        more = len(places) - 1
+        where = places[0] + (f" and {more} more place{'s' * (more > 1)}" if more else "")
+        lines.append(
+            f"convnet does not know the multiply-adds of torch's {name} (called in {where}), "
+            f"so it counts 0 MACs for it; tell it with convnet.analysis.register_op({name!r}, "
+            "macs=lambda out, *args, **kwargs: ...), or macs=0 if it has none"
         )
-        totals["training_bytes"] = est.peak_bytes
-        if memory_gb is not None:
-            totals["max_batch"] = max_batch(
-                model, input_size, int(memory_gb * 2**30), optimizer=optimizer, dtype=DTYPES[dtype]
-            )
-    containers = {
-        n: type(m).__name__ for n, m in model.named_modules() if any(True for _ in m.children())
-    }
-    return Summary(name, input_size, rows, totals, warnings, dtype, batch_size, containers)
+    return lines
 
 
 def _row(c: Call) -> LayerRow:

@@ -18,12 +18,8 @@ from torch.overrides import TorchFunctionMode
 
 from ..arith import RF
 from ._ops import (
-    BINARY,
-    ELEMENTWISE,
     FACTORIES,
-    INPLACE,
     QUIET,
-    SHAPE_PRESERVING,
     SLIDING,
     Call,
     Window,
@@ -31,39 +27,58 @@ from ._ops import (
     bind,
     check_inputs,
     first_tensor,
+    is_known,
     macs_of,
     meta_like,
-    op_name,
+    meta_result,
     pair,
     tensors_in,
 )
+from .registry import ModuleRule, module_rule, op_name, op_rule
 
 
 # Calls that are bookkeeping, not layers: they never become rows of their own.
 class SkipInit(TorchFunctionMode):
-    """Makes in-place initializers no-ops on meta tensors: there are no values to initialize,
-    and torch's meta path for ``normal_`` and friends costs a millisecond a call."""
+    """Makes in-place initializers no-ops on meta tensors: there are no values to initialize.
+
+    Besides costing a millisecond a call, torch's meta path for ``normal_`` and friends runs
+    through ``torch._refs``, whose first call imports ``torch._dynamo`` (a second of start-up).
+    ``torch.nn.init`` functions reach a mode with the tensor as the keyword ``tensor=`` and no
+    positional arguments; ``Tensor`` methods (``w.normal_()``) with the tensor first.
+    """
 
     _INIT = {
+        # Tensor methods
         "normal_",
         "uniform_",
         "zero_",
         "fill_",
+        "copy_",
+        "bernoulli_",
+        "exponential_",
+        "random_",
+        # torch.nn.init
         "ones_",
+        "zeros_",
         "constant_",
         "trunc_normal_",
-        "copy_",
+        "eye_",
+        "dirac_",
+        "xavier_uniform_",
+        "xavier_normal_",
+        "kaiming_uniform_",
+        "kaiming_normal_",
+        "orthogonal_",
+        "sparse_",
     }
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if (
-            getattr(func, "__name__", "") in self._INIT
-            and args
-            and isinstance(args[0], torch.Tensor)
-            and args[0].is_meta
-        ):
-            return args[0]
-        return func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") in self._INIT:
+            t = args[0] if args else kwargs.get("tensor")
+            if isinstance(t, torch.Tensor) and t.is_meta:
+                return t
+        return func(*args, **kwargs)
 
 
 class Recorder(TorchFunctionMode):
@@ -78,10 +93,11 @@ class Recorder(TorchFunctionMode):
         self.model = model
         self.check = check
         self.calls: list[Call] = []
-        self.stack: list[tuple[str, nn.Module, Call | None]] = []
+        self.stack: list[tuple[str, nn.Module, Call | None, ModuleRule | None]] = []
         self.rf: dict[int, tuple[torch.Tensor, tuple[RF, RF] | None]] = {}
         self.seen_params: set[int] = set()
         self.counters: dict[str, int] = {}
+        self.unknown: dict[str, list[str]] = {}  # op name -> where it was called, MACs unknown
         self.names = {id(m): n for n, m in model.named_modules()}
 
     # --- receptive fields -------------------------------------------------------------------
@@ -100,7 +116,12 @@ class Recorder(TorchFunctionMode):
         return max(known, key=lambda r: (r[0].size * r[1].size, r[0].jump))
 
     def _propagate(
-        self, name: str, b: dict, inputs: list[torch.Tensor], out: torch.Tensor
+        self,
+        name: str,
+        b: dict,
+        inputs: list[torch.Tensor],
+        out: torch.Tensor,
+        window: Window | None,
     ) -> tuple[RF, RF] | None:
         x = inputs[0] if inputs else None
         if x is None or x.dim() != 4 or out.dim() != 4:
@@ -108,9 +129,8 @@ class Recorder(TorchFunctionMode):
         rf = self.rf_of(x)
         if rf is None:
             return None
-        if name in SLIDING:
-            w = Window.of(name, b, tuple(b["weight"].shape[-2:]) if name == "conv2d" else None)
-            return tuple(r.through(w.f[i], w.s[i], w.p[i], w.d[i]) for i, r in enumerate(rf))
+        if window is not None:
+            return _through(rf, window)
         if name in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
             kk = [adaptive_window(x.shape[2 + i], out.shape[2 + i]) for i in range(2)]
             return tuple(r.through(k, s) for r, (k, s) in zip(rf, kk))
@@ -130,75 +150,80 @@ class Recorder(TorchFunctionMode):
         return None
 
     # --- module bookkeeping -----------------------------------------------------------------
+    # A stack frame is (path, module, row, rule): ``row`` is the Call the torch calls made in
+    # this frame add to (None in a plain container) and ``rule`` the user's ModuleRule of that
+    # row's module, if any. Inside a registered module, children share its row and its rule.
     def pre_hook(self, module: nn.Module, args: tuple) -> None:
         path = self.names.get(id(module), "?")
+        parent = self.stack[-1] if self.stack else None
+        if parent is not None and parent[3] is not None:
+            self.stack.append((path, module, parent[2], parent[3]))  # folded into its row
+            return
+        rule = module_rule(module)
         call = None
-        if not any(True for _ in module.children()):
-            call = Call(
-                path=path, type=type(module).__name__, output=None, new_memory=True, module=module
-            )
-            call.depth = path.count(".") + (1 if path else 0)
-            call.source = getattr(module, "notation_source", None)
-            own = dict(module.named_parameters(recurse=False))
-            call.shared = bool(own) and all(id(p) in self.seen_params for p in own.values())
-            for pname, p in own.items():
-                if id(p) not in self.seen_params:
-                    call.params[pname] = p.numel()
-                    self.seen_params.add(id(p))
-            x = first_tensor(args)
-            call.input_rf = self.rf_of(x) if x is not None else None  # type: ignore[attr-defined]
-            call.inputs = tensors_in(args)  # type: ignore[attr-defined]
-        self.stack.append((path, module, call))
+        if rule is not None or not any(True for _ in module.children()):
+            call = self._new_row(path, module, args, rule)
+        self.stack.append((path, module, call, rule))
+
+    def _new_row(self, path: str, module: nn.Module, args: tuple, rule: ModuleRule | None) -> Call:
+        call = Call(path=path, type=type(module).__name__, output=None, new_memory=True)
+        call.module = module
+        call.depth = path.count(".") + (1 if path else 0)
+        call.source = getattr(module, "notation_source", None)
+        own = dict(module.named_parameters(recurse=rule is not None))
+        call.shared = bool(own) and all(id(p) in self.seen_params for p in own.values())
+        for pname, p in own.items():
+            if id(p) not in self.seen_params:
+                call.params[pname] = p.numel()
+                self.seen_params.add(id(p))
+        x = first_tensor(args)
+        call.input_rf = self.rf_of(x) if x is not None else None  # type: ignore[attr-defined]
+        call.inputs = tensors_in(args)  # type: ignore[attr-defined]
+        if rule is not None and rule.window is not None:
+            call.window = rule.window_of(module)
+            if call.window is not None and x is not None and x.dim() == 4 and self.check:
+                self.check(type(module).__name__, x, call.window, path, module)
+        return call
 
     def post_hook(self, module: nn.Module, args: tuple, output: Any) -> None:
-        path, _, call = self.stack.pop()
-        if call is None:
-            return
+        path, _, call, rule = self.stack.pop()
+        if call is None or call.module is not module:
+            return  # a container, or a child folded into a registered module's row
+        if rule is not None and rule.macs is not None:
+            call.macs = rule.macs_of(module, args, output)
         out = first_tensor(output)
         if out is not None:
             call.output = tuple(out.shape[1:])
             call.new_memory = not any(out is t for t in call.inputs) and not out._is_view()  # type: ignore[attr-defined]
-            rf = self.rf_of(out)
-            if rf is None and call.input_rf is not None and hasattr(module, "kernel_size"):  # type: ignore[attr-defined]
-                # a windowed layer built from unfold/einsum (e.g. a locally connected layer)
-                f = pair(module.kernel_size)
-                s = pair(getattr(module, "stride", 1), 1)
-                p = pair(getattr(module, "padding", 0), 0)
-                d = pair(getattr(module, "dilation", 1), 1)
-                rf = tuple(r.through(f[i], s[i], p[i], d[i]) for i, r in enumerate(call.input_rf))  # type: ignore[attr-defined]
-                self.set_rf(out, rf)
-                if call.window is None:
-                    call.window = Window(tuple(f), tuple(s), tuple(p), tuple(d))
-            call.rf = rf
+            call.rf = self._module_rf(module, call, out, rule)
         del call.inputs, call.input_rf  # type: ignore[attr-defined]
         self.calls.append(call)
 
+    def _module_rf(
+        self, module: nn.Module, call: Call, out: torch.Tensor, rule: ModuleRule | None
+    ) -> tuple[RF, RF] | None:
+        """The RF of a module's output: from its torch calls, or from a window it declares."""
+        rf_in = call.input_rf  # type: ignore[attr-defined]
+        if rule is not None and call.window is not None:
+            rf = _through(rf_in, call.window) if rf_in is not None and out.dim() == 4 else None
+            self.set_rf(out, rf)
+            return rf
+        rf = self.rf_of(out)
+        if rf is None and rf_in is not None and hasattr(module, "kernel_size"):
+            # a windowed layer built from unfold/einsum (e.g. a locally connected layer)
+            window = Window(
+                pair(module.kernel_size),
+                pair(getattr(module, "stride", 1), 1),
+                pair(getattr(module, "padding", 0), 0),
+                pair(getattr(module, "dilation", 1), 1),
+            )
+            rf = _through(rf_in, window)
+            self.set_rf(out, rf)
+            if call.window is None:
+                call.window = window
+        return rf
+
     # --- every torch call -------------------------------------------------------------------
-    @staticmethod
-    def _shortcut(
-        name: str, b: dict, args: tuple, inputs: list[torch.Tensor]
-    ) -> torch.Tensor | None:
-        """The result of a shape-preserving call on meta tensors, without torch's meta kernels.
-
-        Those kernels decompose norms and elementwise ops in Python (up to 10 ms a call); the
-        outcome is only ever a tensor of the input's shape, or the input itself when in place.
-        """
-        if not inputs or not inputs[0].is_meta:
-            return None
-        x = inputs[0]
-        if name in INPLACE and args and args[0] is x:
-            if len(inputs) > 1 and inputs[1].shape != x.shape:
-                return None
-            return x
-        if name in ELEMENTWISE:
-            inplace = b.get("inplace", False) or any(a is True for a in args[1:])  # F.relu(x, True)
-            return x if inplace else meta_like(x)
-        if name in SHAPE_PRESERVING:
-            return meta_like(x)
-        if name in BINARY and len(inputs) == 2 and inputs[1].shape == x.shape and args[0] is x:
-            return meta_like(x)  # a residual add of two equal volumes
-        return None
-
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = op_name(func)
@@ -206,14 +231,19 @@ class Recorder(TorchFunctionMode):
         inputs = tensors_in(args)
         if kwargs:
             inputs += tensors_in(kwargs)
-        top = self.stack[-1] if self.stack else ("", self.model, None)
+        top = self.stack[-1] if self.stack else ("", self.model, None, None)
+        rule = op_rule(name)
         window = None
-        if name in SLIDING and inputs and inputs[0].dim() == 4:
-            window = Window.of(name, b, tuple(b["weight"].shape[-2:]) if name == "conv2d" else None)
-            if self.check is not None:
+        if inputs and inputs[0].dim() == 4:
+            if rule is not None and rule.window is not None:
+                window = rule.window_of(args, kwargs)
+            elif name in SLIDING:
+                weight_hw = tuple(b["weight"].shape[-2:]) if name == "conv2d" else None
+                window = Window.of(name, b, weight_hw)
+            if window is not None and self.check is not None:
                 self.check(name, inputs[0], window, top[0], top[1])
         check_inputs(name, b, inputs, top)
-        out = self._shortcut(name, b, args, inputs)
+        out = meta_result(name, getattr(func, "__name__", ""), b, args, inputs, window)
         if out is None:
             if name in FACTORIES and kwargs.get("device") is None:
                 kwargs["device"] = "meta"  # tensors a forward creates join the meta trace
@@ -221,14 +251,31 @@ class Recorder(TorchFunctionMode):
         result = first_tensor(out) if name not in QUIET else None
         if result is None:
             return out
-        macs = macs_of(name, b, inputs, result)
+        macs = rule.macs_of(result, args, kwargs) if rule is not None else None
+        if macs is None:
+            macs = macs_of(name, b, inputs, result)
+            if not is_known(name) and (top[3] is None or top[3].macs is None):
+                self.unknown.setdefault(name, []).append(_where(top))
         if self.rf_of(result) is None or result is not (inputs[0] if inputs else None):
-            self.set_rf(result, self._propagate(name, b, inputs, result))
-        leaf_call = top[2]
-        if leaf_call is not None:
-            leaf_call.macs += macs
-            if window is not None and leaf_call.window is None:
-                leaf_call.window = window
+            self.set_rf(result, self._propagate(name, b, inputs, result, window))
+        self._attribute(name, top, inputs, result, macs, window)
+        return out
+
+    def _attribute(
+        self,
+        name: str,
+        top: tuple,
+        inputs: list[torch.Tensor],
+        result: torch.Tensor,
+        macs: int,
+        window: Window | None,
+    ) -> None:
+        """Add a call's MACs and window to the running layer's row, or give it a row of its own."""
+        row = top[2]
+        if row is not None:
+            row.macs += macs
+            if window is not None and row.window is None:
+                row.window = window
         elif top[1] is not None:
             # a torch function called in a container's forward: a layer of its own (merges, pools)
             key = f"{top[0]}.{name}" if top[0] else name
@@ -245,7 +292,16 @@ class Recorder(TorchFunctionMode):
                 depth=top[0].count(".") + (2 if top[0] else 1),
             )
             self.calls.append(call)
-        return out
+
+
+def _through(rf: tuple[RF, RF], w: Window) -> tuple[RF, RF]:
+    """The receptive field after a window, along H and W."""
+    return tuple(r.through(w.f[i], w.s[i], w.p[i], w.d[i]) for i, r in enumerate(rf))
+
+
+def _where(top: tuple) -> str:
+    path, module = top[0], top[1]
+    return f"{path} ({type(module).__name__})" if path else f"{type(module).__name__}.forward"
 
 
 def trace(

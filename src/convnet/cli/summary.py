@@ -25,9 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--batch",
         type=int,
-        default=1,
         metavar="IMAGES",
-        help="images per batch for the training-memory estimate (default: 1)",
+        help="images per batch for the training-memory estimate, a simulated training step that "
+        "runs only when --batch or --memory is given (default: no estimate; batch 1 for the "
+        "notes' rule of thumb)",
     )
     p.add_argument(
         "--dtype",
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         if text:
             print(text)
         return 0
-    if args.batch < 1:
+    if args.batch is not None and args.batch < 1:
         raise ConvnetError(f"--batch must be at least 1, got {args.batch}")
     if args.memory is not None and not args.memory > 0:
         raise ConvnetError(f"--memory must be a positive number of GB, got {args.memory:g}")
