@@ -121,6 +121,37 @@ def _group_rows(s: Summary) -> list[tuple[str, list[str] | None, int]]:
     return out
 
 
+def _plain_table(
+    title: str, grouped: list[tuple[str, list[str] | None, int]], width: int
+) -> list[str] | None:
+    """The lines rich prints for the summary's borderless table, without rich's layout engine.
+
+    Rich measures and wraps every cell (a second for DenseNet-121's 560 rows); when the table
+    fits the width, its layout is simple: each column as wide as its widest cell, columns two
+    spaces apart, the title on its own line. None where rich's wrapping or markup would change
+    the text (too wide, a title longer than the table, brackets, non-ASCII): render with rich.
+    """
+    rows = [list(HEADERS)]
+    rows += [
+        ["  " * d + label, *(cells or [""] * (len(HEADERS) - 1))] for label, cells, d in grouped
+    ]
+    texts = [title, *(c for row in rows for c in row)]
+    if any("[" in t or not t.isascii() for t in texts):
+        return None
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
+    table_width = sum(widths) + 2 * (len(widths) - 1)
+    if table_width > width or len(title) > table_width:
+        return None
+    right = range(3, 9)  # the numeric columns
+    lines = [title]
+    for row in rows:
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))
+        ]
+        lines.append("  ".join(cells))
+    return lines
+
+
 def render(s: Summary, fmt: str = "table", width: int | None = None) -> str:
     if fmt == "json":
         return json.dumps(s.to_dict(), indent=2)
@@ -175,13 +206,18 @@ def render(s: Summary, fmt: str = "table", width: int | None = None) -> str:
         return "\n".join(lines) + "\n"
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    grouped = _group_rows(s)
+    plain = _plain_table(head, grouped, width or 160)
+    if plain is not None:
+        lines = [*plain, *totals_lines(s), *(f"warning: {w}" for w in s.warnings)]
+        return "\n".join(line.rstrip() for line in lines) + "\n"
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=head, title_justify="left", header_style="bold", box=None, pad_edge=False)
     for i, h in enumerate(HEADERS):
         table.add_column(h, justify="right" if 3 <= i <= 8 else "left", no_wrap=i != 2)
-    for label, cells, depth in _group_rows(s):
+    for label, cells, depth in grouped:
         if cells is None:
             table.add_row("  " * depth + f"[bold]{label}[/bold]")
         else:
