@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from ..errors import DataError
+from ..limits import MAX_ARRAY_BYTES, MAX_CHANNELS, MAX_CLASSES, human_bytes
 
 
 @dataclass(repr=False)
 class Dataset:
-    """A train/test split held in memory.
+    """A data set held in memory: training and test splits, and a validation split when the
+    source has one of its own (an image folder's ``val/`` beside ``train/`` and ``test/``, a
+    ``.npz``'s ``x_val``); otherwise :func:`convnet.data.splits.with_validation` carves one from
+    the training split.
 
     Attributes:
         name: where it came from ("mnist-sample", "cifar10", a path).
@@ -27,6 +32,7 @@ class Dataset:
         classes: class names; ``classes[k]`` names label k.
         mean, std: per-channel statistics of ``x_train`` in [0, 1] units (pixel / 255),
             population std over every pixel of the channel. Computed when not given.
+        x_val, y_val: the validation split, uint8 (N_val, C, H, W) and int64 (N_val,), or None.
     """
 
     name: str
@@ -37,14 +43,28 @@ class Dataset:
     classes: list[str]
     mean: tuple[float, ...] | None = field(default=None)
     std: tuple[float, ...] | None = field(default=None)
+    x_val: torch.Tensor | None = field(default=None)
+    y_val: torch.Tensor | None = field(default=None)
 
     def __post_init__(self) -> None:
-        for split in ("train", "test"):
+        if len(self.classes) > MAX_CLASSES:
+            raise DataError(
+                f"{self.name}: {len(self.classes):,} classes, more than the {MAX_CLASSES:,} "
+                "a data set may have; the class list is corrupt"
+            )
+        if (self.x_val is None) != (self.y_val is None):
+            raise DataError(f"{self.name}: give both x_val and y_val, or neither")
+        for split in ("train", "val", "test") if self.x_val is not None else ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if x.dtype != torch.uint8 or x.dim() != 4:
                 raise DataError(
                     f"{self.name}: x_{split} must be a uint8 (N, C, H, W) tensor, "
                     f"got {x.dtype} {tuple(x.shape)}"
+                )
+            if x.shape[1] > MAX_CHANNELS:
+                raise DataError(
+                    f"{self.name}: x_{split} {tuple(x.shape)} has {x.shape[1]:,} channels, more "
+                    f"than {MAX_CHANNELS}; images are (N, C, H, W): is the array (N, H, W, C)?"
                 )
             if y.dim() != 1 or y.shape[0] != x.shape[0]:
                 raise DataError(
@@ -57,11 +77,13 @@ class Dataset:
                     f"{self.name}: {split} labels span [{int(y.min())}, {int(y.max())}] "
                     f"but there are {len(self.classes)} classes"
                 )
-        if self.x_train.shape[1:] != self.x_test.shape[1:] and self.x_test.shape[0]:
-            raise DataError(
-                f"{self.name}: train images are {tuple(self.x_train.shape[1:])} "
-                f"but test images are {tuple(self.x_test.shape[1:])}"
-            )
+        for split in ("val", "test"):
+            x = getattr(self, f"x_{split}")
+            if x is not None and x.shape[0] and x.shape[1:] != self.x_train.shape[1:]:
+                raise DataError(
+                    f"{self.name}: train images are {tuple(self.x_train.shape[1:])} "
+                    f"but {split} images are {tuple(x.shape[1:])}"
+                )
         if self.mean is None or self.std is None:
             mean, std = channel_stats(self.x_train)
             self.mean = self.mean if self.mean is not None else mean
@@ -80,14 +102,48 @@ class Dataset:
         return len(self.classes)
 
     def __len__(self) -> int:
-        return int(self.x_train.shape[0] + self.x_test.shape[0])
+        n_val = 0 if self.x_val is None else self.x_val.shape[0]
+        return int(self.x_train.shape[0] + n_val + self.x_test.shape[0])
 
     def __repr__(self) -> str:
         c, h, w = self.input_size
         return (
-            f"Dataset({self.name!r}, train={self.x_train.shape[0]}, test={self.x_test.shape[0]}, "
+            f"Dataset({self.name!r}, train={self.x_train.shape[0]}, "
+            + ("" if self.x_val is None else f"val={self.x_val.shape[0]}, ")
+            + f"test={self.x_test.shape[0]}, "
             f"input_size=({c}, {h}, {w}), classes={len(self.classes)}, "
             f"mean={_fmt(self.mean)}, std={_fmt(self.std)})"
+        )
+
+
+def check_labels(y: np.ndarray, where: str) -> int:
+    """Check that ``y`` holds class indices: 1-d, integer, in [0, MAX_CLASSES). Returns max + 1.
+
+    Runs before anything is sized by the labels (a class-name list, a bincount), so a label of
+    10**12 in a small file is a one-line DataError rather than minutes of allocation.
+    """
+    if y.ndim != 1:
+        raise DataError(f"{where}: labels must be 1-d, got shape {y.shape}")
+    if y.dtype.kind not in "iu":
+        raise DataError(f"{where}: labels must be whole numbers (class indices), got {y.dtype}")
+    if y.size == 0:
+        return 0
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= MAX_CLASSES:
+        raise DataError(
+            f"{where}: labels span [{lo}, {hi}] but must be class indices in "
+            f"[0, {MAX_CLASSES:,}); the file is corrupt or holds something other than labels"
+        )
+    return hi + 1
+
+
+def check_bytes(nbytes: int, where: str, what: str = "the data") -> None:
+    """Refuse a declared size over ``MAX_ARRAY_BYTES`` before anything of that size is allocated."""
+    if nbytes > MAX_ARRAY_BYTES:
+        raise DataError(
+            f"{where}: {what} would take {human_bytes(nbytes)}, more than the "
+            f"{human_bytes(MAX_ARRAY_BYTES)} one data file may hold; the header is corrupt "
+            "(a real data set this large belongs in an image folder)"
         )
 
 

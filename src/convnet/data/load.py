@@ -7,7 +7,9 @@ folder, a ``.npz`` with ``x_train, y_train, x_test, y_test``, or an image-folder
 
 from __future__ import annotations
 
+import math
 import tarfile
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -15,8 +17,9 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..limits import MAX_DEFLATE_RATIO
 from .catalog import CATALOG, canonical, default_data_dir
-from .dataset import Dataset
+from .dataset import Dataset, check_bytes, check_labels
 
 NAMES = ("mnist-sample", *CATALOG)
 CIFAR_LAYOUT_OF = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
@@ -155,29 +158,104 @@ def _is_tar(path: Path) -> bool:
         return False
 
 
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test", "classes", "x_val", "y_val")
+
+
+def read_npz(path: Path, keys: tuple[str, ...] = NPZ_KEYS) -> dict[str, np.ndarray]:
+    """The arrays named ``keys`` in a ``.npz`` (a zip of ``.npy`` files), read without pickle.
+
+    ``np.load`` sizes its output by each ``.npy`` header's shape before reading, so a 200-byte
+    member could claim terabytes. Here each header is checked first: prod(shape) x itemsize
+    must equal the bytes the member really holds, which must be under ``MAX_ARRAY_BYTES`` and,
+    when compressed, within deflate's reach of the compressed size.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                key = info.filename.removesuffix(".npy")
+                if key in keys and key not in arrays:
+                    arrays[key] = _read_npy(z, info, f"{path}: {key}")
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as e:
+        raise DataError(f"{path}: cannot read the .npz ({e})") from None
+    return arrays
+
+
+def _read_npy(z: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> np.ndarray:
+    check_bytes(info.file_size, where, "the array")
+    if info.compress_type != zipfile.ZIP_STORED and (
+        info.file_size > info.compress_size * MAX_DEFLATE_RATIO + 1024
+    ):
+        raise DataError(f"{where}: claims {info.file_size:,} bytes, more than its data can hold")
+    with z.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise DataError(f"{where}: .npy format version {version} is not supported")
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran, dtype = read_header(f)
+        if dtype.hasobject:
+            raise DataError(f"{where}: holds Python objects, which would need pickle; refused")
+        nbytes = math.prod(shape) * dtype.itemsize  # Python integers: no wrap-around
+        check_bytes(math.prod(max(d, 1) for d in shape) * dtype.itemsize, where, "the array")
+        held = info.file_size - f.tell()
+        if min(shape, default=0) < 0 or nbytes != held:
+            raise DataError(
+                f"{where}: the header declares a {shape} array of {dtype} ({nbytes:,} bytes) "
+                f"but {held:,} bytes follow it; the file is corrupt"
+            )
+        data = np.empty(nbytes, dtype=np.uint8)  # bounded by the member's real size now
+        filled = 0
+        while filled < nbytes:
+            block = f.read(min(nbytes - filled, 1 << 20))
+            if not block:
+                raise DataError(f"{where}: the array is truncated ({filled:,} of {nbytes:,} bytes)")
+            data[filled : filled + len(block)] = np.frombuffer(block, dtype=np.uint8)
+            filled += len(block)
+    return data.view(dtype).reshape(shape, order="F" if fortran else "C")
+
+
 def load_npz(path: Path) -> Dataset:
     """A ``.npz`` holding uint8 ``x_train``/``x_test`` as (N, H, W) or (N, C, H, W), integer
-    ``y_train``/``y_test``, and optionally ``classes`` (an array of strings)."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: cannot read the .npz ({e})") from None
+    ``y_train``/``y_test``, and optionally ``classes`` (an array of strings) and a validation
+    split ``x_val``/``y_val`` (used instead of one carved from the training split)."""
+    arrays = read_npz(path)
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if ("x_val" in arrays) != ("y_val" in arrays):
+        missing.append("y_val" if "x_val" in arrays else "x_val")
     if missing:
         raise DataError(f"{path}: the .npz lacks {', '.join(missing)}")
+    splits = ("train", "val", "test") if "x_val" in arrays else ("train", "test")
     xs = {}
-    for k in ("x_train", "x_test"):
+    for k in (f"x_{s}" for s in splits):
         x = arrays[k]
         if x.dtype != np.uint8 or x.ndim not in (3, 4):
             raise DataError(
                 f"{path}: {k} must be uint8 (N, H, W) or (N, C, H, W), got {x.dtype} {x.shape}"
             )
         xs[k] = torch.from_numpy(np.ascontiguousarray(x[:, None] if x.ndim == 3 else x))
-    ys = {k: torch.from_numpy(arrays[k].astype(np.int64)) for k in ("y_train", "y_test")}
+    label_keys = [f"y_{s}" for s in splits]
+    top = max(check_labels(arrays[k], f"{path}: {k}") for k in label_keys)
+    ys = {k: torch.from_numpy(arrays[k].astype(np.int64)) for k in label_keys}
     if "classes" in arrays:
-        classes = [str(c) for c in arrays["classes"]]
+        names = arrays["classes"]
+        if names.dtype.kind not in "US" or names.ndim != 1:
+            raise DataError(
+                f"{path}: classes must be a 1-d array of strings, got {names.dtype} {names.shape}"
+            )
+        classes = [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n) for n in names]
     else:
-        top = max((int(y.max()) for y in ys.values() if y.numel()), default=0)
-        classes = [str(k) for k in range(top + 1)]
-    return Dataset(path.stem, xs["x_train"], ys["y_train"], xs["x_test"], ys["y_test"], classes)
+        classes = [str(k) for k in range(max(top, 1))]
+    return Dataset(
+        path.stem,
+        xs["x_train"],
+        ys["y_train"],
+        xs["x_test"],
+        ys["y_test"],
+        classes,
+        x_val=xs.get("x_val"),
+        y_val=ys.get("y_val"),
+    )

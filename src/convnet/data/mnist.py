@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import gzip
 import importlib.resources
+import math
+import os
 import re
+import struct
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
 from ..errors import DataError
-from .dataset import Dataset
+from ..limits import MAX_DEFLATE_RATIO
+from .dataset import Dataset, check_bytes, check_labels
 
 MNIST_CLASSES = [str(d) for d in range(10)]
 FASHION_CLASSES = [
@@ -68,31 +74,73 @@ def load_sample() -> Dataset:
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read one IDX file (raw or ``.gz``) into a numpy array of its stored shape and type."""
+    """Read one IDX file (raw or ``.gz``) into a numpy array of its stored shape and type.
+
+    The header's sizes are checked before anything is allocated: no dimension may be negative,
+    their product (in Python integers, so it cannot wrap) times the value size must equal the
+    raw file's data bytes, or for a gzip file be within deflate's 1032:1 reach of its size,
+    and never exceed ``MAX_ARRAY_BYTES``.
+    """
     path = Path(path)
     try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":  # gzip magic, whatever the file is called
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            gz = f.read(2) == b"\x1f\x8b"  # gzip magic, whatever the file is called
+            f.seek(0)
+            if not gz:
+                return _read_idx_stream(f, path, size, None)
+            with gzip.GzipFile(fileobj=f) as g:
+                return _read_idx_stream(g, path, size, size * MAX_DEFLATE_RATIO)
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{path}: cannot read ({e}); download it again") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex()})")
-    dtype, ndim = _IDX_TYPES[raw[2]], raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
+
+
+def _read_idx_stream(f: BinaryIO, path: Path, size: int, gz_limit: int | None) -> np.ndarray:
+    """The IDX array in ``f``; ``gz_limit``: the most a gzip stream of this size can hold, or
+    None for a raw file of ``size`` bytes."""
+    magic = f.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES:
+        raise DataError(f"{path}: not an IDX file (bad magic number {magic.hex() or 'none'})")
+    dtype, ndim = _IDX_TYPES[magic[2]], magic[3]
+    dims = f.read(4 * ndim)
+    if len(dims) < 4 * ndim:
         raise DataError(f"{path}: IDX header is truncated")
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    if len(raw) - header != count * dtype.itemsize:
+    shape = struct.unpack(f">{ndim}i", dims)
+    if any(d < 0 for d in shape):
         raise DataError(
-            f"{path}: IDX header promises {shape} values of {dtype.itemsize} byte(s) but the file "
-            f"holds {len(raw) - header} data bytes; the file is truncated or corrupt, download it again"
+            f"{path}: IDX header declares a negative size {shape}; the file is corrupt, "
+            "download it again"
         )
-    return (
-        np.frombuffer(raw, dtype=dtype, offset=header)
-        .reshape(shape)
-        .astype(dtype.newbyteorder("="))
+    nbytes = math.prod(shape) * dtype.itemsize  # Python integers: no wrap-around
+    # sizes beside a 0 count too: numpy refuses a (0, 2**30, 2**30) shape
+    extent = math.prod(max(d, 1) for d in shape) * dtype.itemsize
+    check_bytes(extent, str(path), f"the {shape} array its IDX header declares")
+    if gz_limit is None and nbytes != size - 4 - 4 * ndim:
+        raise _truncated(path, shape, dtype, f"{size - 4 - 4 * ndim}")
+    if gz_limit is not None and nbytes > gz_limit:
+        raise DataError(
+            f"{path}: IDX header promises {shape} values ({nbytes:,} bytes) but a gzip file of "
+            f"{size:,} bytes expands to at most {gz_limit:,}; the file is corrupt, download it again"
+        )
+    data = np.empty(nbytes, dtype=np.uint8)  # bounded by the file's size now
+    view, filled = memoryview(data), 0
+    while filled < nbytes:
+        n = f.readinto(view[filled:])
+        if not n:
+            raise _truncated(path, shape, dtype, f"{filled}")
+        filled += n
+    if gz_limit is not None and f.read(1):
+        raise DataError(
+            f"{path}: more data follows the {shape} values the IDX header declares; "
+            "the file is corrupt, download it again"
+        )
+    return data.view(dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+
+
+def _truncated(path: Path, shape: tuple[int, ...], dtype: np.dtype, held: str) -> DataError:
+    return DataError(
+        f"{path}: IDX header promises {shape} values of {dtype.itemsize} byte(s) but the file "
+        f"holds {held} data bytes; the file is truncated or corrupt, download it again"
     )
 
 
@@ -140,12 +188,9 @@ def load_idx_folder(
             raise DataError(
                 f"{files[f'{split}_images']}: images must be unsigned bytes, got {x.dtype}"
             )
+    n = max(check_labels(arrays[k], str(files[k])) for k in ("train_labels", "test_labels"))
     if classes is None:
         fashion = "fashion" in str(folder.resolve()).lower()
-        n = (
-            int(max(arrays["train_labels"].max(initial=0), arrays["test_labels"].max(initial=0)))
-            + 1
-        )
         classes = (
             list(FASHION_CLASSES if fashion else MNIST_CLASSES)
             if n <= 10
