@@ -14,8 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "models",
         help="list the zoo: family, year, paper, parameters, MACs at the canonical input, quoted result",
         description="List the registered models matching PATTERN (a shell glob like 'resnet*' or a "
-        "substring). MACs (multiply-adds, one image) are traced on the meta device at each "
-        "model's canonical input; FLOPs are 2 x MACs.",
+        "substring). MACs (multiply-adds, one image) at each model's canonical input are the "
+        "counts `convnet summary` traces on the meta device, stored for the zoo (a model "
+        "registered since is traced); FLOPs are 2 x MACs.",
     )
     p.add_argument(
         "pattern",
@@ -24,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a shell glob like 'resnet*' or a substring (default: every model)",
     )
     add_format(p, "a table sized to the terminal")
-    p.add_argument("--no-macs", action="store_true", help="skip the MAC count (instant)")
+    p.add_argument(
+        "--no-macs", action="store_true", help="leave the MAC column empty (default: show it)"
+    )
     p.set_defaults(func=run)
 
 
@@ -38,41 +41,51 @@ def _human(n: int | None) -> str:
 
 
 def _rows(pattern: str | None, macs: bool) -> list[dict]:
-    from rich.progress import Progress
-
-    from .. import summary
     from ..errors import ModelNotFoundError
     from ..models import get_card, list_models
-    from ..resolve import resolve_model
 
     names = list_models(pattern)
     if not names:
         raise ModelNotFoundError(f"no model matches {pattern!r}; `convnet models` lists them all")
-    rows = []
-    with Progress(transient=True, disable=not macs or len(names) < 4) as progress:
-        task = progress.add_task("tracing MACs on the meta device", total=len(names))
-        for name in names:
-            card = get_card(name)
-            count = None
-            if macs:
-                model = resolve_model(name, meta=True).model  # no memory, no initialization cost
-                count = summary(model, input_size=card.input_size, training_memory=False).totals[
-                    "macs"
-                ]
-            rows.append(
-                {
-                    "name": name,
-                    "family": card.family,
-                    "year": card.year,
-                    "paper": card.paper,
-                    "params": card.params,
-                    "macs": count,
-                    "input": "x".join(str(v) for v in card.input_size),
-                    "result": card.result,
-                }
-            )
+    cards = [get_card(name) for name in names]
+    counts = _macs(cards) if macs else {}
+    return [
+        {
+            "name": card.name,
+            "family": card.family,
+            "year": card.year,
+            "paper": card.paper,
+            "params": card.params,
+            "macs": counts.get(card.name),
+            "input": "x".join(str(v) for v in card.input_size),
+            "result": card.result,
+        }
+        for card in cards
+    ]
+
+
+def _macs(cards: list) -> dict[str, int]:
+    """MACs per image at each card's input: stored for the zoo (``models/macs.py``); a model
+    registered since, or changed, is traced on the meta device."""
+    from ..models.macs import stored_macs
+
+    counts = {card.name: stored_macs(card) for card in cards}
+    missing = [card for card in cards if counts[card.name] is None]
+    if not missing:
+        return counts
+    from rich.progress import Progress
+
+    from ..analysis import summary
+    from ..resolve import resolve_model
+
+    with Progress(transient=True, disable=len(missing) < 4) as progress:
+        task = progress.add_task("tracing MACs on the meta device", total=len(missing))
+        for card in missing:
+            model = resolve_model(card.name, meta=True).model  # no memory, no initialization
+            s = summary(model, input_size=card.input_size, training_memory=False)
+            counts[card.name] = s.totals["macs"]
             progress.advance(task)
-    return rows
+    return counts
 
 
 def run(args: argparse.Namespace) -> int:

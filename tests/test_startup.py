@@ -1,0 +1,87 @@
+"""Start-up: what a summary, `convnet models` and `convnet explain` process must not import.
+
+``torch._dynamo`` (about a second) and sympy (about half a second) come in through torch's
+Python meta kernels and decompositions, which the meta-device trace avoids; `convnet models`
+reads stored MAC counts instead of tracing. Each check runs in a fresh interpreter, since the
+test process itself may have imported anything.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import torch.nn as nn
+
+import convnet
+
+SCRIPT = textwrap.dedent(
+    """
+    import contextlib, io, sys
+    from convnet.cli import main
+
+    def quiet(*argv):
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            assert main(list(argv)) == 0, argv
+        return out.getvalue()
+
+    # (test_zoo_macs checks that every model's count is stored; here, that none is traced)
+    csv = quiet("models", "vgg", "--format", "csv")
+    assert "vgg16," in csv and "convnet.analysis.trace" not in sys.modules, "models traced"
+    quiet("explain", "stack", "--filter", "3", "--depth", "3")
+
+    from convnet.analysis import summary
+    for name in ("vgg16", "resnet50", "densenet121"):
+        macs = summary(name).totals["macs"]
+        assert f'"macs": {macs}' in quiet("summary", name, "--format", "json")
+    loaded = [m for m in ("torch._dynamo", "sympy") if m in sys.modules]
+    assert not loaded, f"imported {loaded}"
+    """
+)
+
+
+def test_summary_models_and_explain_import_neither_dynamo_nor_sympy() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_training_memory_only_when_asked(cli) -> None:
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    plain = convnet.summary(net, (3, 8, 8))
+    assert plain.totals["training_bytes"] is None and plain.totals["max_batch"] is None
+    # the notes' rule of thumb stays: 4 bytes x params x (2 + 1 momentum) + 2 x activations
+    params = 4 * 3 * 9 + 4 + 144 * 2 + 2
+    activations = 3 * 64 + 4 * 36 + 4 * 36 + 2  # input, conv, relu, fc (flatten is a view)
+    assert plain.totals["notes_training_bytes"] == 4 * params * 3 + 2 * 4 * activations
+    asked = convnet.summary(net, (3, 8, 8), batch_size=4)
+    assert asked.totals["training_bytes"] > 4 * params * 3  # weights, grads, momentum at least
+    assert (
+        convnet.summary(net, (3, 8, 8), 4, training_memory=False).totals["training_bytes"] is None
+    )
+    assert convnet.summary(net, (3, 8, 8), training_memory=True).totals["training_bytes"] > 0
+    code, out, _ = cli("summary", "lenet5")
+    assert code == 0 and "Training memory" not in out
+    code, out, _ = cli("summary", "lenet5", "--batch", "2")
+    assert code == 0 and "Training memory at batch 2" in out
+
+
+def test_a_model_without_parameters_is_summarized() -> None:
+    s = convnet.summary(nn.Sequential(nn.ReLU()), (3, 32, 32))
+    assert s.totals["params"] == 0 and s.totals["macs"] == 0
+    assert [r.output for r in s.rows] == [(3, 32, 32)] and not s.warnings
+    s = convnet.summary(nn.Sequential(nn.MaxPool2d(2)), (3, 32, 32), batch_size=8)
+    assert s.rows[0].output == (3, 16, 16) and s.totals["training_bytes"] is None
+    assert len(s.warnings) == 1 and "no trainable parameters" in s.warnings[0]
+
+
+def test_the_plain_table_is_rich_s_layout(monkeypatch) -> None:
+    from convnet.analysis import report
+
+    s = convnet.summary("resnet18")  # containers, residual adds, every column filled
+    plain = s.render("table", width=160)
+    monkeypatch.setattr(report, "_plain_table", lambda *args: None)
+    assert plain == s.render("table", width=160)
+    assert "\nlayer1 (Sequential)\n  0 (BasicBlock)\n" in plain and "11,689,512" in plain
