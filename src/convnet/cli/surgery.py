@@ -100,10 +100,11 @@ def run(args: argparse.Namespace) -> int:
     from ..surgery import fc_to_conv
     from ..surgery.graph import propagate
 
+    size = parse_size(args.input) if args.input else None  # (H, W) or (C, H, W)
+    dense = parse_size(args.dense, "--dense")[-2:] if args.dense else None  # before any building
     status = Console(stderr=True).status
     with status(f"building {args.model} and converting its FC layers"):
         model, name, ckpt_size = _load(args)
-        size = parse_size(args.input) if args.input else None  # (H, W) or (C, H, W)
         converted = fc_to_conv(model, size or ckpt_size)
     conv = converted.conversion
     c, h, w = conv.input_size
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{name} at {c}x{h}x{w}: {conv.num_classes} classes, total stride {sy}x{sx}")
     for step in conv.steps:
         print(f"  {step}")
-    dh, dw = parse_size(args.dense, "--dense")[-2:] if args.dense else (h + 5 * sy, w + 5 * sx)
+    dh, dw = dense or (h + 5 * sy, w + 5 * sx)
     out = propagate(converted, (c, dh, dw), batch=1)
     print(
         f"a {dh}x{dw} image gives a {out[2]}x{out[3]}x{out[1]} score map: the {h}x{w} windows "
