@@ -11,15 +11,19 @@ allocation by the declared size fails there as MemoryError and the case reads "c
 from __future__ import annotations
 
 import gzip
+import hashlib
+import http.server
 import io
 import json
 import math
 import pickle
+import socket
 import struct
 import subprocess
 import sys
 import tarfile
 import textwrap
+import threading
 import zipfile
 
 import numpy as np
@@ -27,7 +31,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convnet.data import load
+from convnet.data import catalog, fetch_files, load
 from convnet.data.cifar import _unpickle
 from convnet.data.mnist import read_idx
 from convnet.errors import DataError
@@ -445,3 +449,124 @@ def test_cifar_archive_keeps_the_name_it_is_given(tmp_path):
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(folder, arcname="cifar-10-batches-py")
     assert load(str(archive)).name == str(archive)
+
+
+# ---------------------------------------------------------------- `convnet data get` verifies
+
+
+class Server(http.server.BaseHTTPRequestHandler):
+    """Serves ``files``; logs each request; ``drop`` cuts a path's body after N bytes once."""
+
+    files: dict[str, bytes] = {}
+    drop: dict[str, int] = {}
+    log: list[str] = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        type(self).log.append(self.path)
+        body = self.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        cut = self.drop.pop(self.path, None)
+        self.wfile.write(body if cut is None else body[:cut])
+        if cut is not None:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+
+
+@pytest.fixture
+def mirror(monkeypatch):
+    """A local mirror of four 'MNIST' files (random bytes) and a catalog entry with their MD5s,
+    computed here with hashlib."""
+    rng = np.random.default_rng(3)
+    blobs = {
+        name: rng.integers(0, 256, 5000 + 100 * i, dtype=np.uint8).tobytes()
+        for i, name in enumerate(
+            ("train-images.gz", "train-labels.gz", "t10k-images.gz", "t10k-labels.gz")
+        )
+    }
+    Server.files = {f"/m/{n}": b for n, b in blobs.items()}
+    Server.drop, Server.log = {}, []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Server)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    md5 = {n: hashlib.md5(b).hexdigest() for n, b in blobs.items()}
+    entry = catalog.Entry(
+        "mnist",
+        "MNIST",
+        ("http://unused.invalid",),
+        tuple(catalog.RemoteFile(n, md5[n], len(b)) for n, b in blobs.items()),
+    )
+    monkeypatch.setitem(catalog.CATALOG, "mnist", entry)
+    monkeypatch.setenv("CONVNET_DATA_MIRROR", f"http://127.0.0.1:{httpd.server_address[1]}/m")
+    yield blobs
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_data_get_replaces_junk_files_it_would_have_called_verified(mirror, tmp_path, cli):
+    """The issue's case: four junk files already in the folder. Before, `data get` made no
+    request, replaced nothing and printed 'md5 verified' (exit 0)."""
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name in mirror:
+        (folder / name).write_bytes(b"junk")
+    code, out, err = cli("data", "get", "mnist", "--dir", tmp_path, "--no-progress")
+    assert code == 0, err
+    assert sorted(Server.log) == sorted(f"/m/{n}" for n in mirror)
+    for name, blob in mirror.items():
+        assert (folder / name).read_bytes() == blob
+    assert sorted(p.name for p in folder.iterdir()) == sorted(mirror)  # no .part left
+    assert "md5 verified (4 downloaded, 0 already there)" in out
+
+
+def test_data_get_keeps_verified_files_and_fetches_only_the_bad_ones(mirror, tmp_path, cli):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    names = list(mirror)
+    (folder / names[0]).write_bytes(mirror[names[0]])
+    (folder / names[1]).write_bytes(mirror[names[1]][:-1])  # truncated copy
+    code, out, err = cli("data", "get", "mnist", "--dir", tmp_path, "--no-progress")
+    assert code == 0, err
+    assert sorted(Server.log) == sorted(f"/m/{n}" for n in names[1:])
+    assert all((folder / n).read_bytes() == b for n, b in mirror.items())
+    assert "(3 downloaded, 1 already there)" in out
+    code, out, err = cli("data", "get", "mnist", "--dir", tmp_path, "--no-progress")
+    assert code == 0 and "(0 downloaded, 4 already there)" in out
+    assert len(Server.log) == 3  # verified by hashing, not refetched
+
+
+@pytest.mark.parametrize("fault", ["corrupt", "offline", "dropped"])
+def test_a_failed_replacement_leaves_the_old_file_and_nothing_half_written(
+    mirror, tmp_path, cli, fault
+):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    first = next(iter(mirror))
+    (folder / first).write_bytes(b"junk")
+    if fault == "corrupt":
+        Server.files[f"/m/{first}"] = mirror[first][:-1] + b"\x00"
+    elif fault == "offline":
+        del Server.files[f"/m/{first}"]
+    else:
+        Server.drop[f"/m/{first}"] = 1000
+    fetch_kw = {"retries": 0} if fault == "dropped" else {}
+    with pytest.raises(DataError) as e:
+        fetch_files("mnist", tmp_path, progress=False, **fetch_kw)
+    message = str(e.value)
+    assert "\n" not in message and f"the {first} already there is not the official file" in message
+    assert (folder / first).read_bytes() == b"junk"  # the user's file is left as it was
+    left = sorted(p.name for p in folder.iterdir())
+    # only a dropped transfer keeps its .part, to resume from; a bad one is deleted
+    assert left == ([first, f"{first}.part"] if fault == "dropped" else [first])
+    if fault == "dropped":
+        assert fetch_files("mnist", tmp_path, progress=False)[0].downloaded
+        assert (folder / first).read_bytes() == mirror[first]
+        assert not (folder / f"{first}.part").exists()

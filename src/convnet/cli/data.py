@@ -58,13 +58,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _get(args: argparse.Namespace) -> int:
     from ..data.catalog import CATALOG, canonical
-    from ..data.download import fetch
+    from ..data.download import fetch_files
 
-    folder = fetch(args.name, args.dir, base_url=args.mirror, progress=not args.no_progress)
+    files = fetch_files(args.name, args.dir, base_url=args.mirror, progress=not args.no_progress)
     entry = CATALOG[canonical(args.name)]
-    total = sum((folder / f.filename).stat().st_size for f in entry.files)
+    total = sum(f.size for f in files)
+    fetched = sum(f.downloaded for f in files)
+    # every file in ``files`` was hashed in this call and matched its official MD5
     print(
-        f"{entry.title}: {len(entry.files)} file(s), {total / 1e6:.1f} MB, md5 verified, in {folder}"
+        f"{entry.title}: {len(files)} file(s), {total / 1e6:.1f} MB, md5 verified "
+        f"({fetched} downloaded, {len(files) - fetched} already there), in {files[0].path.parent}"
     )
     return 0
 

@@ -9,18 +9,20 @@
 from .augment import center_crop, cutout, hflip, normalize, pad_to, random_crop
 from .catalog import CATALOG, default_data_dir
 from .dataset import Dataset, channel_stats
-from .download import fetch
+from .download import FetchedFile, fetch, fetch_files
 from .load import NAMES, load
 
 __all__ = [
     "CATALOG",
     "NAMES",
     "Dataset",
+    "FetchedFile",
     "center_crop",
     "channel_stats",
     "cutout",
     "default_data_dir",
     "fetch",
+    "fetch_files",
     "hflip",
     "load",
     "normalize",

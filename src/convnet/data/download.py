@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
@@ -53,6 +54,16 @@ def md5_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class FetchedFile:
+    """One file of a data set after :func:`fetch_files`: its MD5 was computed and matched."""
+
+    path: Path
+    size: int  # bytes
+    md5: str  # the official checksum, which the file's bytes were checked against
+    downloaded: bool  # False: the file was already there and matched
+
+
 def fetch(
     name: str,
     root: str | Path | None = None,
@@ -71,8 +82,30 @@ def fetch(
             (default ``$CONVNET_DATA_MIRROR``, else the official URLs).
         retries: how many times a dropped connection is resumed before giving up.
 
-    Returns the folder holding the files. Files already present with the right checksum are
-    not fetched again.
+    Returns the folder holding the files, each of which has been checked against its MD5 in
+    this call (see :func:`fetch_files`).
+    """
+    files = fetch_files(
+        name, root, base_url=base_url, progress=progress, retries=retries, timeout=timeout
+    )
+    return files[0].path.parent
+
+
+def fetch_files(
+    name: str,
+    root: str | Path | None = None,
+    *,
+    base_url: str | None = None,
+    progress: bool = True,
+    retries: int = 3,
+    timeout: float = 30.0,
+) -> list[FetchedFile]:
+    """:func:`fetch`, saying what happened to each file.
+
+    Every file is hashed: one already there with the official MD5 is kept (no request); one
+    whose MD5 differs (a truncated copy, another file under the same name) is downloaded again
+    to ``NAME.part``, verified, and only then renamed over the old one, so a failed download
+    leaves the old file as it was and never a half-written one in its place.
     """
     key = canonical(name)
     if name == "mnist-sample":
@@ -86,15 +119,13 @@ def fetch(
     folder = folder / key
     base = base_url or os.environ.get(MIRROR_ENV)
     mirrors = (base,) if base else entry.mirrors
+    done: list[FetchedFile] = []
     with _progress(progress) as bar:
         for remote in entry.files:
             target = folder / remote.filename
-            if target.is_file() and md5_of(target) == remote.md5:
-                _say(bar, f"{remote.filename}: already there, md5 verified")
-                continue
             urls = [f"{m.rstrip('/')}/{remote.filename}" for m in mirrors]
             try:
-                download(
+                downloaded = _ensure(
                     urls,
                     target,
                     md5=remote.md5,
@@ -109,7 +140,10 @@ def fetch(
                 if not others:
                     raise
                 raise UnreachableError(f"{e}; {', '.join(others)} go in the same folder") from None
-    return folder
+            if not downloaded:
+                _say(bar, f"{remote.filename}: already there, md5 verified")
+            done.append(FetchedFile(target, target.stat().st_size, remote.md5, downloaded))
+    return done
 
 
 def download(
@@ -126,18 +160,53 @@ def download(
 ) -> Path:
     """Fetch one file from the first reachable URL to ``target``, resuming and verifying it.
 
-    ``md5=None`` skips verification (for files without a published checksum). Raises
+    ``md5=None`` skips verification (for files without a published checksum) and keeps a
+    ``target`` already there; with ``md5``, a ``target`` already there is hashed and kept only
+    if it matches, else replaced by a verified download. Raises
     DataError in one line when every URL is unreachable (saying where to put the file by hand),
     when the transfer keeps dropping (the ``.part`` file stays, to resume), or when the
     checksum does not match (nothing is kept).
     """
-    urls = [urls] if isinstance(urls, str) else list(urls)
-    target = Path(target)
+    _ensure(
+        [urls] if isinstance(urls, str) else list(urls),
+        Path(target),
+        md5=md5,
+        size=size,
+        retries=retries,
+        timeout=timeout,
+        retry_wait=retry_wait,
+        bar=bar,
+        hint=hint,
+    )
+    return Path(target)
+
+
+def _ensure(urls: list[str], target: Path, *, md5: str | None, bar, **kw) -> bool:
+    """Make ``target`` hold the file (verified when ``md5`` is given); True if it was downloaded.
+
+    Under the folder's lock, so a file another process finished meanwhile is found, hashed and
+    kept. A file there whose MD5 differs is replaced by a verified download (renamed over it).
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(target, bar):
-        if target.exists():  # another process finished it while this one waited
-            return target
-        return _download(urls, target, md5, size, retries, timeout, retry_wait, bar, hint)
+        stale = None
+        if target.is_file():
+            if md5 is None:  # nothing to check it against: what is there is taken
+                return False
+            stale = md5_of(target)
+            if stale == md5:
+                return False
+            _say(bar, f"{target.name}: md5 {stale} is not the official {md5}; downloading again")
+        elif target.exists():
+            raise DataError(f"{target}: is not a file; move it away so the download can go there")
+        try:
+            _download(urls, target, md5, bar=bar, **kw)
+        except DataError as e:
+            if stale is None:
+                raise
+            note = f"; the {target.name} already there is not the official file (md5 {stale})"
+            raise type(e)(f"{e}{note}") from None
+        return True
 
 
 @contextlib.contextmanager
@@ -168,7 +237,9 @@ def _exclusive(target: Path, bar):
         os.close(fd)  # closing the last descriptor releases the lock
 
 
-def _download(urls, target, md5, size, retries, timeout, retry_wait, bar, hint) -> Path:
+def _download(
+    urls, target, md5, *, size=None, retries=3, timeout=30.0, retry_wait=0.5, bar=None, hint=None
+) -> Path:
     part = target.with_name(target.name + ".part")
     resumed = part.exists() and part.stat().st_size > 0
     args = (urls, part, target, md5, size, retries, timeout, retry_wait, bar, hint)
