@@ -12,9 +12,15 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+import torch
 import torch.nn as nn
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import convnet
+from convnet.errors import ShapeError
 
 SCRIPT = textwrap.dedent(
     """
@@ -85,3 +91,65 @@ def test_the_plain_table_is_rich_s_layout(monkeypatch) -> None:
     monkeypatch.setattr(report, "_plain_table", lambda *args: None)
     assert plain == s.render("table", width=160)
     assert "\nlayer1 (Sequential)\n  0 (BasicBlock)\n" in plain and "11,689,512" in plain
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(4, 13),
+    f=st.integers(1, 4),
+    s=st.integers(1, 3),
+    p=st.integers(0, 2),
+    d=st.integers(1, 2),
+    ceil=st.booleans(),
+    kind=st.sampled_from(["conv", "max", "avg"]),
+)
+def test_shapes_from_arithmetic_equal_torch_s(n, f, s, p, d, ceil, kind) -> None:
+    """The trace computes conv/pool outputs from (W - d(F-1) - 1 + 2P)/S + 1, not torch's meta
+    kernels; a real forward on zeros must give the same volumes."""
+    if kind == "conv":
+        layer = nn.Conv2d(2, 3, f, s, p, d)
+    elif kind == "max":
+        layer = nn.MaxPool2d(f, s, min(p, f // 2), d, ceil_mode=ceil)
+    else:
+        layer = nn.AvgPool2d(f, s, min(p, f // 2), ceil_mode=ceil)
+    net = nn.Sequential(layer)
+    try:
+        real = tuple(layer(torch.zeros(1, 2, n, n)).shape[1:])
+    except RuntimeError:
+        with pytest.raises(ShapeError):
+            convnet.summary(net, (2, n, n))
+        return
+    assert convnet.summary(net, (2, n, n)).rows[0].output == real
+
+
+class Mix(nn.Module):
+    """Calls whose meta results the trace computes from shapes, each a row of its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(6, 4)
+        self.register_buffer("rows", torch.tensor([0, 2]))
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, 2, 6, 6)
+        doubled = x * 2
+        joined = torch.cat([x, doubled], 1)  # (N, 4, 6, 6)
+        stacked = torch.stack([x, x], 2)  # (N, 2, 2, 6, 6)
+        means = joined.mean((2, 3), keepdim=True)  # (N, 4, 1, 1)
+        centred = joined - means  # broadcast
+        flipped = 1 - centred  # __rsub__
+        pooled = F.adaptive_avg_pool2d(flipped, (3, None))  # (N, 4, 3, 6)
+        scores = self.fc(pooled)  # (N, 4, 3, 4)
+        picked = scores[:, self.rows]  # (N, 2, 3, 4)
+        out = picked.sum(-1)  # (N, 2, 3)
+        self.seen = [doubled, joined, stacked, means, centred, flipped, pooled, scores, picked, out]
+        return out
+
+
+def test_other_shapes_from_arithmetic_equal_torch_s() -> None:
+    model = Mix()
+    model(torch.zeros(1, 2, 6, 6))
+    real = [tuple(t.shape[1:]) for t in model.seen]
+    s = convnet.summary(model, (2, 6, 6))
+    assert [r.output for r in s.rows] == real and not s.warnings
+    assert s.rows[7].macs == 4 * 3 * 4 * 6  # the Linear row: outputs x inputs

@@ -338,6 +338,8 @@ def _sliding_result(
     else:
         depth = x.shape[1]
     if b.get("padding") == "same":
+        if w.s != (1, 1):
+            return None  # torch refuses padding='same' with a stride
         size = list(x.shape[2:])
     elif all(float(p).is_integer() for p in w.p):
         size = [
