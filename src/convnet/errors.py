@@ -33,6 +33,10 @@ class DataError(ConvnetError):
     """A data set that is missing, corrupt, or in an unknown format."""
 
 
+class CellSpecError(ConvnetError):
+    """A NASNet cell spec with an unknown operation or combination, or a missing hidden state."""
+
+
 class CheckpointError(ConvnetError):
     """A checkpoint that is missing, corrupt, or from an incompatible run."""
 

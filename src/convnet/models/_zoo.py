@@ -12,6 +12,7 @@ from . import (  # noqa: F401
     inception_v3,
     inception_v4,
     lenet,
+    nasnet,
     nin,
     plain,
     preact_resnet,
