@@ -28,13 +28,16 @@ import zipfile
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convnet.data import catalog, fetch_files, load
 from convnet.data.cifar import _unpickle
+from convnet.data.folder import CorruptImageWarning, load_image_folder
 from convnet.data.mnist import read_idx
-from convnet.errors import DataError
+from convnet.errors import ConfigError, DataError
+from convnet.train.loader import Augment, Loader
 
 # ---------------------------------------------------------------- building crafted files
 
@@ -570,3 +573,66 @@ def test_a_failed_replacement_leaves_the_old_file_and_nothing_half_written(
         assert fetch_files("mnist", tmp_path, progress=False)[0].downloaded
         assert (folder / first).read_bytes() == mirror[first]
         assert not (folder / f"{first}.part").exists()
+
+
+# ---------------------------------------------------------------- data options have ranges
+
+
+def test_image_size_is_capped_with_its_reason(tmp_path, cli):
+    code, out, err = cli("data", "info", "--image-size", "100000")
+    assert code == 2 and err.count("\n") == 1 and "each side must be 1..4096" in err, err
+    code, out, err = cli("data", "info", "--image-size", "224x0")
+    assert code == 2 and err.count("\n") == 1, err
+    for bad in (5000, 0, (224, 160, 3), 224.5, True):
+        with pytest.raises(DataError, match=r"image_size .*each 1\.\.4096"):
+            load_image_folder(tmp_path, image_size=bad)
+
+
+def image_tree(root, n: int, side: int = 1):
+    from PIL import Image
+
+    for i in range(n):
+        path = root / ("a" if i % 2 else "b") / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((side, side, 3), i, np.uint8)).save(path)
+    return root
+
+
+def test_image_folder_refuses_before_decoding_what_would_not_fit(tmp_path, monkeypatch):
+    root = image_tree(tmp_path / "t", 90)
+    decoded = []
+    monkeypatch.setattr("convnet.data.folder._decode_all", lambda *a: decoded.append(a))
+    # 90 images x 3 x 4096 x 4096 bytes = 4.2 GiB, over the 4 GiB cap: refused undecoded
+    with pytest.raises(DataError, match="the decoded images would take 4.22 GiB"):
+        load(str(root), image_size=4096)
+    assert decoded == []
+    with pytest.raises(DataError, match=r"seed must be a whole number in \[0, 2\*\*63\)"):
+        load(str(root), seed=10**23)
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_an_image_over_pils_pixel_limit_is_skipped_from_its_header(tmp_path, monkeypatch):
+    from PIL import Image
+
+    root = image_tree(tmp_path / "t", 4, side=2)
+    image_tree(tmp_path / "t" / "a", 1, side=8)  # one 8x8 = 64-pixel image among 2x2 ones
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40)  # PIL itself only warns below 80
+    with pytest.warns(CorruptImageWarning, match="8x8 pixels, more than 40"):
+        data = load(str(root), test_fraction=0.0)
+    assert data.x_train.shape == (4, 3, 2, 2)
+
+
+def test_crop_padding_must_leave_image_in_every_crop():
+    x, y = torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.zeros(4, dtype=torch.int64)
+    kw = dict(batch_size=2, input_size=(1, 8, 8), mean=(0.5,), std=(0.25,), train=True)
+    assert len(Loader(x, y, augment=Augment(crop_padding=7), **kw)) == 2
+    with pytest.raises(ConfigError, match=r"crop_padding=8: must be < 8, the side of the 8x8"):
+        Loader(x, y, augment=Augment(crop_padding=8), **kw)
+    # evaluation does not crop: the same padding there is not an error
+    Loader(x, y, augment=Augment(crop_padding=8), **{**kw, "train": False})
+
+
+def test_train_cli_crop_padding_5000_is_one_line_before_training(tmp_path, cli):
+    out = tmp_path / "run"
+    code, _, err = cli("train", "lenet5", "--crop-padding", "5000", "--epochs", "1", "-o", out)
+    assert code == 2 and err.count("\n") == 1 and "crop_padding=5000: must be < 32" in err, err

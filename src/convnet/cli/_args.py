@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 
 from ..errors import ConvnetError
+from ..limits import MAX_IMAGE_SIDE
 
 _SEPARATORS = re.compile(r"\s*[x×*,]\s*")
 
@@ -88,6 +89,11 @@ def parse_image_size(values: list[str], flag: str = "--image-size") -> tuple[int
         )
     if not 1 <= len(parts) <= 2 or min(parts) < 1:
         raise ConvnetError(f"{flag} {text!r}: give H x W in pixels, e.g. 224x224, or 224")
+    if max(parts) > MAX_IMAGE_SIDE:
+        raise ConvnetError(
+            f"{flag} {text!r}: each side must be 1..{MAX_IMAGE_SIDE} pixels (a longer side is "
+            f"a typo: {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} RGB is 48 MiB per image, 4x that as floats)"
+        )
     return parts[0], parts[-1]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..limits import MAX_IMAGE_SIDE
+
 _DIR_HELP = "where named data sets live (default: $CONVNET_DATA, else ~/.cache/convnet/data)"
 
 
@@ -45,8 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         default=None,
         metavar="HxW",
-        help="H x W in pixels (e.g. 224x224, or 224 for a square): resize and centre-crop an "
-        "image folder's pictures to this size (default: the pictures' own size)",
+        help=f"H x W in pixels (e.g. 224x224, or 224 for a square), each side 1..{MAX_IMAGE_SIDE}: resize "
+        "and centre-crop an image folder's pictures to this size (default: the pictures' own "
+        "size)",
     )
     info.add_argument(
         "--strict",

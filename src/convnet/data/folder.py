@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .dataset import Dataset
+from ..limits import MAX_IMAGE_SIDE
+from .dataset import Dataset, check_bytes
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
@@ -61,6 +62,9 @@ def _decode(path: Path, size: tuple[int, int] | None) -> np.ndarray | str:
 
     try:
         with Image.open(path) as img:
+            if img.width * img.height > Image.MAX_IMAGE_PIXELS:  # read from the header alone
+                # PIL only warns up to twice this: a crafted header would decode gigabytes
+                return f"{img.width}x{img.height} pixels, more than {Image.MAX_IMAGE_PIXELS:,}"
             img.load()  # decode now: a truncated file fails here, not later
             img = ImageOps.exif_transpose(img)  # camera photos: apply the orientation tag
             img = img.convert("L") if img.mode in _GRAY_MODES else img.convert("RGB")
@@ -116,6 +120,8 @@ def load_image_folder(
         raise DataError(f"{root}: not a folder")
     if not 0.0 <= test_fraction < 1.0:
         raise DataError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise DataError(f"seed must be a whole number in [0, 2**63), got {seed!r}")
     size = None if image_size is None else _pair(image_size)
 
     split = _split_folders(root)
@@ -148,6 +154,8 @@ def load_image_folder(
         raise DataError(f"{root}: no images ({', '.join(sorted(EXTENSIONS))}) in the class folders")
 
     everything = train_files + test_files
+    if size is not None:  # what the decoded images will take, before any is decoded
+        check_bytes(len(everything) * 3 * size[0] * size[1], str(root), "the decoded images")
     decoded = _decode_all([p for p, _ in everything], size, progress)
     bad = [(p, r) for (p, _), r in zip(everything, decoded) if isinstance(r, str)]
     if bad and strict:
@@ -187,10 +195,17 @@ def load_image_folder(
 
 
 def _pair(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, int):
-        return size, size
-    h, w = size
-    return int(h), int(w)
+    """(H, W) from an int or a pair, each side a whole number in 1..MAX_IMAGE_SIDE."""
+    sides = list(size) if isinstance(size, (list, tuple)) else [size]
+    if len(sides) not in (1, 2) or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 1 <= v <= MAX_IMAGE_SIDE
+        for v in sides
+    ):
+        raise DataError(
+            f"image_size {size!r}: give H x W (or one side) in pixels, each 1..{MAX_IMAGE_SIDE} "
+            "(a longer side is a typo)"
+        )
+    return int(sides[0]), int(sides[-1])
 
 
 def _decode_all(

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import ConfigError
+
 
 @dataclass
 class Augment:
@@ -66,6 +68,16 @@ class Loader:
         device: torch.device | str = "cpu",
         channels_last: bool = False,
     ):
+        padding, side = (augment or Augment()).crop_padding, min(input_size[1:])
+        if train and padding >= side:
+            # padding p shifts by up to p pixels: at p >= side a crop can hold no image at all,
+            # and each batch is padded to (side + 2p)^2 (5000 on MNIST: minutes per batch)
+            raise ConfigError(
+                "crop_padding",
+                padding,
+                f"must be < {side}, the side of the {input_size[1]}x{input_size[2]} input "
+                "(a larger shift can leave a crop with no image in it)",
+            )
         self.device = torch.device(device)
         self.x = x.to(self.device)
         self.y = y.to(self.device)
