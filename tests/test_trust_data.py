@@ -583,6 +583,9 @@ def test_image_size_is_capped_with_its_reason(tmp_path, cli):
     assert code == 2 and err.count("\n") == 1 and "each side must be 1..4096" in err, err
     code, out, err = cli("data", "info", "--image-size", "224x0")
     assert code == 2 and err.count("\n") == 1, err
+    code, out, err = cli("train", "lenet5", "--image-size", "5000", "-o", tmp_path / "run")
+    assert code == 2 and err.count("\n") == 1 and "each side must be 1..4096" in err, err
+    assert not (tmp_path / "run").exists()
     for bad in (5000, 0, (224, 160, 3), 224.5, True):
         with pytest.raises(DataError, match=r"image_size .*each 1\.\.4096"):
             load_image_folder(tmp_path, image_size=bad)

@@ -16,6 +16,7 @@ import typing
 from pathlib import Path
 
 from ..errors import ConfigError, ConvnetError
+from ..limits import MAX_IMAGE_SIDE
 from ..train.config import RECIPES, FieldDoc, TrainConfig, documented_fields
 
 # where the CLI differs from TrainConfig (which writes no files unless given a folder)
@@ -120,8 +121,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         default=None,
         metavar="HxW",
-        help="H x W in pixels (e.g. 224x224, or 224 for a square): resize and centre-crop an "
-        "image folder's pictures to this size (default: the pictures' own size)",
+        help="H x W in pixels (e.g. 224x224, or 224 for a square), each side "
+        f"1..{MAX_IMAGE_SIDE}: resize "
+        "and centre-crop an image folder's pictures to this size (default: the pictures' own "
+        "size)",
     )
     p.add_argument(
         "--recipe",
