@@ -118,11 +118,7 @@ def load_image_folder(
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
-    if not 0.0 <= test_fraction < 1.0:
-        raise DataError(f"test_fraction must be in [0, 1), got {test_fraction}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-        raise DataError(f"seed must be a whole number in [0, 2**63), got {seed!r}")
-    size = None if image_size is None else _pair(image_size)
+    size = _checked_options(image_size, test_fraction, seed)
 
     split = _split_folders(root)
     train_files: list[tuple[Path, int]] = []
@@ -192,6 +188,17 @@ def load_image_folder(
     x_train, y_train = part(True)
     x_test, y_test = part(False)
     return Dataset(str(root), x_train, y_train, x_test, y_test, classes)
+
+
+def _checked_options(
+    image_size: int | Sequence[int] | None, test_fraction: float, seed: int
+) -> tuple[int, int] | None:
+    """``image_size`` as (H, W) (None: the images' own), once the options' ranges are checked."""
+    if not 0.0 <= test_fraction < 1.0:
+        raise DataError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise DataError(f"seed must be a whole number in [0, 2**63), got {seed!r}")
+    return None if image_size is None else _pair(image_size)
 
 
 def _pair(size: int | Sequence[int]) -> tuple[int, int]:
