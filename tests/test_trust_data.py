@@ -639,3 +639,24 @@ def test_train_cli_crop_padding_5000_is_one_line_before_training(tmp_path, cli):
     out = tmp_path / "run"
     code, _, err = cli("train", "lenet5", "--crop-padding", "5000", "--epochs", "1", "-o", out)
     assert code == 2 and err.count("\n") == 1 and "crop_padding=5000: must be < 32" in err, err
+
+
+def test_python2_pickled_batch_still_loads():
+    """The official batches were pickled by Python 2: the array's bytes are a str (BINSTRING),
+    read back as latin-1 text; the checked unpickler must still rebuild them exactly."""
+
+    def short(b: bytes) -> bytes:  # SHORT_BINSTRING
+        return b"U" + bytes([len(b)]) + b
+
+    raw = np.arange(2 * 3072, dtype=np.uint8).tobytes()
+    dtype = glob("numpy", "dtype") + short(b"u1") + b"K\x00K\x01" + TUPLE3 + REDUCE
+    dtype += MARK + b"K\x03" + short(b"|") + b"NNN" + int4(-1) + int4(-1) + b"K\x00" + TUPLE + BUILD
+    array = glob("numpy.core.multiarray", "_reconstruct") + glob("numpy", "ndarray")
+    array += b"K\x00" + TUPLE1 + short(b"b") + TUPLE3 + REDUCE
+    array += MARK + b"K\x01K\x02M\x00\x0c\x86" + dtype + FALSE
+    array += b"T" + struct.pack("<i", len(raw)) + raw + TUPLE + BUILD
+    labels = b"](K\x01K\x02e"
+    batch = PROTO + EMPTY_DICT + MARK + short(b"data") + array + short(b"labels") + labels
+    out = _unpickle(batch + b"u" + STOP, "py2")
+    np.testing.assert_array_equal(np.asarray(out["data"]).ravel(), np.frombuffer(raw, np.uint8))
+    assert out["data"].shape == (2, 3072) and out["labels"] == [1, 2]
