@@ -89,3 +89,17 @@ def test_summary_and_its_text_show_the_count():
     s = convnet.summary("vgg16", training_memory=False)
     assert s.totals["weight_layers"] == 16
     assert "Weight layers: 16 (13 conv + 3 FC)" in s.render("table")
+
+
+def test_convnet_models_shows_the_stored_depth(cli):
+    import csv
+    import io
+
+    from convnet.models import get_card
+    from convnet.models.macs import stored_weight_layers
+
+    code, out, _ = cli("models", "vgg1[69]", "--format", "csv")
+    rows = {r["name"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert code == 0 and (rows["vgg16"]["layers"], rows["vgg19"]["layers"]) == ("16", "19")
+    stored = stored_weight_layers(get_card("googlenet"))
+    assert stored == convnet.summary("googlenet").totals["weight_layers"] == 22

@@ -1,4 +1,5 @@
-"""Rewrite src/convnet/models/macs.py: every zoo model's multiply-adds at its card's input.
+"""Rewrite src/convnet/models/macs.py: every zoo model's multiply-adds at its card's input, and
+its depth in weight layers as the papers count it.
 
 Usage: python tools/make_zoo_macs.py            (after adding or changing a zoo model)
 
@@ -35,8 +36,8 @@ from __future__ import annotations
 
 from ._registry import ModelCard
 
-# name: ((C, H, W) of the card, parameters, MACs per image)
-MACS: dict[str, tuple[tuple[int, int, int], int, int]] = {
+# name: ((C, H, W) of the card, parameters, MACs per image, weight layers on the longest path)
+MACS: dict[str, tuple[tuple[int, int, int], int, int, int]] = {
 '''
 
 FOOTER = '''}
@@ -51,6 +52,12 @@ def stored_macs(card: ModelCard) -> int | None:
     if card.params is not None and entry[1] != card.params:
         return None
     return entry[2]
+
+
+def stored_weight_layers(card: ModelCard) -> int | None:
+    """The stored depth in weight layers (``convnet summary``'s "Weight layers") of ``card``'s
+    model, under the same conditions as :func:`stored_macs`."""
+    return MACS[card.name][3] if stored_macs(card) is not None else None
 '''
 
 
@@ -60,7 +67,7 @@ def main() -> None:
         card = get_card(name)
         model = resolve_model(name, meta=True).model
         totals = summary(model, card.input_size, training_memory=False).totals
-        entry = (tuple(card.input_size), totals["params"], totals["macs"])
+        entry = (tuple(card.input_size), totals["params"], totals["macs"], totals["weight_layers"])
         lines.append(f'    "{name}": {entry},')  # as ruff formats it
         print(f"{name:28s} {totals['macs']:>16,} MACs", flush=True)
     atomic_write_text(OUT, HEADER + "\n".join(lines) + "\n" + FOOTER)

@@ -1,4 +1,5 @@
-"""``convnet models [PATTERN]``: the zoo as a table (family, year, paper, parameters, MACs, result)."""
+"""``convnet models [PATTERN]``: the zoo as a table (family, year, paper, parameters, depth, MACs,
+result)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 
 from ._args import add_format
 
-COLUMNS = ("name", "family", "year", "paper", "params", "macs", "input", "result")
+COLUMNS = ("name", "family", "year", "paper", "params", "layers", "macs", "input", "result")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="List the registered models matching PATTERN (a shell glob like 'resnet*' or a "
         "substring). MACs (multiply-adds, one image) at each model's canonical input are the "
         "counts `convnet summary` traces on the meta device, stored for the zoo (a model "
-        "registered since is traced); FLOPs are 2 x MACs.",
+        "registered since is traced); FLOPs are 2 x MACs. layers: the weight layers (conv, FC) "
+        "on the longest path from input to output, as the papers count depth.",
     )
     p.add_argument(
         "pattern",
@@ -26,7 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_format(p, "a table sized to the terminal")
     p.add_argument(
-        "--no-macs", action="store_true", help="leave the MAC column empty (default: show it)"
+        "--no-macs",
+        action="store_true",
+        help="trace nothing: leave the MAC and layer columns empty for a model registered since "
+        "the counts were stored (default: trace it)",
     )
     p.set_defaults(func=run)
 
@@ -48,7 +53,7 @@ def _rows(pattern: str | None, macs: bool) -> list[dict]:
     if not names:
         raise ModelNotFoundError(f"no model matches {pattern!r}; `convnet models` lists them all")
     cards = [get_card(name) for name in names]
-    counts = _macs(cards) if macs else {}
+    counts = _macs(cards, trace=macs)
     return [
         {
             "name": card.name,
@@ -56,7 +61,8 @@ def _rows(pattern: str | None, macs: bool) -> list[dict]:
             "year": card.year,
             "paper": card.paper,
             "params": card.params,
-            "macs": counts.get(card.name),
+            "layers": counts[card.name][1],
+            "macs": counts[card.name][0] if macs else None,
             "input": "x".join(str(v) for v in card.input_size),
             "result": card.result,
         }
@@ -64,14 +70,15 @@ def _rows(pattern: str | None, macs: bool) -> list[dict]:
     ]
 
 
-def _macs(cards: list) -> dict[str, int]:
-    """MACs per image at each card's input: stored for the zoo (``models/macs.py``); a model
-    registered since, or changed, is traced on the meta device."""
-    from ..models.macs import stored_macs
+def _macs(cards: list, trace: bool = True) -> dict[str, tuple[int | None, int | None]]:
+    """(MACs per image, weight layers) at each card's input: stored for the zoo
+    (``models/macs.py``); a model registered since, or changed, is traced on the meta device
+    (or left empty when ``trace`` is False)."""
+    from ..models.macs import stored_macs, stored_weight_layers
 
-    counts = {card.name: stored_macs(card) for card in cards}
-    missing = [card for card in cards if counts[card.name] is None]
-    if not missing:
+    counts = {card.name: (stored_macs(card), stored_weight_layers(card)) for card in cards}
+    missing = [card for card in cards if counts[card.name][0] is None]
+    if not missing or not trace:
         return counts
     from rich.progress import Progress
 
@@ -83,7 +90,7 @@ def _macs(cards: list) -> dict[str, int]:
         for card in missing:
             model = resolve_model(card.name, meta=True).model  # no memory, no initialization
             s = summary(model, input_size=card.input_size, training_memory=False)
-            counts[card.name] = s.totals["macs"]
+            counts[card.name] = (s.totals["macs"], s.totals.get("weight_layers"))
             progress.advance(task)
     return counts
 
@@ -111,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
                 str(r["year"]),
                 r["paper"],
                 f"{r['params']:,}",
+                "-" if r["layers"] is None else str(r["layers"]),
                 _human(r["macs"]),
                 r["input"],
                 r["result"],
@@ -132,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         table = Table(title=f"convnet zoo: {len(rows)} models (MACs per image at the input shown)")
         wide = {"paper", "result"}  # wrap these on words; keep the rest on one line
         for col in columns:
-            justify = "right" if col in ("year", "params", "macs") else "left"
+            justify = "right" if col in ("year", "params", "layers", "macs") else "left"
             table.add_column(
                 col, justify=justify, no_wrap=col not in wide, ratio=2 if col in wide else None
             )
@@ -141,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
                 **r,
                 "year": str(r["year"]),
                 "params": f"{r['params']:,}",
+                "layers": "-" if r["layers"] is None else str(r["layers"]),
                 "macs": _human(r["macs"]),
             }
             table.add_row(*(cells[c] for c in columns))
