@@ -77,12 +77,13 @@ def test_report_is_self_contained_with_every_section(page, run):
         "Confusion matrix",
         "First-layer filters",
         "Activation maps",
+        "Feature hierarchy",
     ):
         assert f"<h2>{heading}</h2>" in text
     assert not re.search(r"""(src|href)\s*=\s*['"]?(https?:|//)""", text)  # nothing fetched
     assert "<link" not in text and "@import" not in text and "url(" not in text
     imgs = re.findall(r"src='data:(image/png|image/svg\+xml);base64,([A-Za-z0-9+/=]+)'", text)
-    assert len(imgs) == 5  # curves, confusion, filters, activation maps, overlay
+    assert len(imgs) == 6  # curves, confusion, filters, activation maps, overlay, hierarchy
     for mime, data in imgs:
         raw = base64.b64decode(data)
         assert raw.startswith(b"\x89PNG") if mime == "image/png" else b"<svg" in raw[:2000]

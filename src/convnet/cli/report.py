@@ -10,7 +10,8 @@ def register(subparsers) -> None:
         "report",
         help="write a run's self-contained HTML report",
         description="Write one HTML file (figures inlined, no network fetches) with the run's config, "
-        "model summary, curves, confusion matrix, first-layer filters and activation maps.",
+        "model summary, curves, confusion matrix, first-layer filters, activation maps and the "
+        "feature hierarchy (top patches and deconvnet projections of every conv layer).",
     )
     p.add_argument("run", metavar="RUN", help="run folder runs/NAME")
     p.add_argument(

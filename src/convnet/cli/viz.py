@@ -1,4 +1,6 @@
-"""``convnet viz``: filters, activation maps, overlays, receptive fields and curves as PNG + SVG."""
+"""``convnet viz``: filters, activation maps, overlays, receptive fields and curves as PNG + SVG;
+the feature-hierarchy figures (patches, deconv, occlusion, hierarchy, codes) are in
+``viz_hierarchy.py``."""
 
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ _IMAGE_HELP = "an image file, mnist:INDEX (a bundled test digit) or skimage:NAME
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "viz",
-        help="draw filters, activation maps, overlays, receptive fields, curves",
+        help="draw filters, activation maps, overlays, receptive fields, curves, top patches, "
+        "deconvnet projections, occlusion maps, the feature hierarchy, t-SNE of codes",
         description="Draw what a network learned. MODEL is a checkpoint (runs/NAME/best.pt), a zoo name "
         "or a pattern-language line (untrained). IMAGE is a file, mnist:INDEX (a bundled test digit) "
         "or skimage:NAME (a scikit-image photo, e.g. skimage:chelsea). Writes OUTPUT as PNG and SVG.",
@@ -148,6 +151,10 @@ def register(subparsers) -> None:
     q.add_argument("run", metavar="RUN", help="run folder runs/NAME (or its metrics.jsonl)")
     common(q, "curves")
     q.set_defaults(func=_curves)
+
+    from .viz_hierarchy import register_hierarchy
+
+    register_hierarchy(sub, common, _model_file, _input)
 
 
 def _model_file(q) -> None:

@@ -1,5 +1,5 @@
 """One self-contained HTML page for a training run: config, summary, curves, confusion matrix,
-first-layer filters and activation maps.
+first-layer filters, activation maps and the feature hierarchy.
 
 Everything is inside the file: CSS in a ``<style>`` element, figures as ``data:`` URIs (SVG
 for the line plots, PNG for the image grids), no script and no external fetch, so the page
@@ -254,7 +254,31 @@ def _learned(loaded: Resolved, config: dict | None, images: int, dpi: int) -> li
             f"{convs[-1]}: its 4 most active channels over {len(picks)} test images, one scale per channel.",
         ),
     ]
+    out += _hierarchy_section(loaded, config, dpi)
     return out
+
+
+HIERARCHY_IMAGES = 500  # test images the hierarchy section scans (seconds for LeNet-5 on a CPU)
+
+
+def _hierarchy_section(loaded: Resolved, config: dict | None, dpi: int) -> list[str]:
+    """The feature-hierarchy page (``convnet viz hierarchy``) on the run's test images."""
+    from .hierarchy import hierarchy
+    from .patches import load_images
+
+    try:
+        images = load_images(config["data"], loaded.input_size, limit=HIERARCHY_IMAGES)
+        fig = hierarchy(loaded.model, images, mean=loaded.mean, std=loaded.std)
+    except ConvnetError as e:
+        return [f"<p class='note'>No feature hierarchy: {_e(e)}</p>"]
+    caption = (
+        f"Every conv layer, first to last: for its 4 strongest channels, the deconvnet "
+        f"projections of the strongest unit in each of the top 9 of {len(images)} test images "
+        "(left; grey = no signal) and the image patches under them (right), both cropped to the "
+        "layer's receptive field, whose size the row label gives. Deeper layers see larger "
+        "regions and respond to larger parts."
+    )
+    return ["<h2>Feature hierarchy</h2>", _figure(fig, "png", dpi, caption)]
 
 
 def _test_images(
