@@ -1,0 +1,256 @@
+"""What a search leaves to read: the leaderboard (terminal, CSV, JSON), pareto.png, controller.png,
+and the progress bar over trials."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from ..io import atomic_open, atomic_write_text
+from .controllers import BASELINE_DECAY, scalar_reward
+
+COLUMNS = ("rank", "trial", "line", "val_top1", "params", "macs", "seconds", "test_top1")
+
+
+def leaderboard(study, final: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One row per COMPLETE trial, best validation top-1 first (fewer MACs first on a tie):
+    ``line`` (what ``convnet train`` takes), ``val_top1`` (percent), ``params``, ``macs``,
+    ``seconds`` (the child's training), and ``test_top1`` for the lines retrained at the end."""
+    from optuna.trial import TrialState
+
+    final = final or {}
+    rows = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        a = t.user_attrs
+        row = {
+            "trial": t.number,
+            "line": a.get("line", a.get("text", "")),
+            "val_top1": round(100 * t.values[0], 2),
+            "params": int(a.get("params", 0)),
+            "macs": int(a.get("macs", 0)),
+            "seconds": a.get("seconds"),
+            "test_top1": (final.get(t.number) or {}).get("test_top1"),
+        }
+        rows.append(row)
+    rows.sort(key=lambda r: (-r["val_top1"], r["macs"], r["trial"]))
+    for i, r in enumerate(rows, 1):
+        r["rank"] = i
+    return [{k: r[k] for k in COLUMNS} for r in rows]
+
+
+def counts(study) -> dict[str, int]:
+    """Trials by outcome: trained, invalid (rejected by the notes' rule), failed (a child that
+    could not train), interrupted (by a kill; re-queued), surplus (beyond --trials)."""
+    from optuna.trial import TrialState
+
+    c = dict(trained=0, invalid=0, failed=0, interrupted=0, surplus=0, queued=0, running=0)
+    retried = {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False)}
+    for t in study.get_trials(deepcopy=False):
+        a = t.user_attrs
+        if t.state == TrialState.COMPLETE:
+            c["trained"] += 1
+        elif t.state == TrialState.PRUNED and "invalid" in a:
+            c["invalid"] += 1
+        elif t.state == TrialState.FAIL:
+            key = (
+                "surplus"
+                if a.get("surplus")
+                else "interrupted"
+                if t.number in retried
+                else "failed"
+            )
+            c[key] += 1
+        elif t.state == TrialState.WAITING:
+            c["queued"] += 1
+        elif t.state == TrialState.RUNNING:
+            c["running"] += 1
+    return c
+
+
+def write_leaderboard(out: Path, rows: list[dict[str, Any]], extra: dict[str, Any]) -> None:
+    """``leaderboard.csv`` (the columns of COLUMNS) and ``leaderboard.json`` (rows and ``extra``:
+    the settings and the counts), written atomically."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out / "leaderboard.csv", buf.getvalue())
+    atomic_write_text(
+        out / "leaderboard.json", json.dumps({**extra, "rows": rows}, indent=1) + "\n"
+    )
+
+
+def print_leaderboard(rows: list[dict[str, Any]], c: dict[str, int], limit: int = 10) -> None:
+    """The best ``limit`` rows as a table on stdout, and the counts in one line."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="search leaderboard (validation top-1; test only for retrained lines)")
+    for col, just in (
+        ("#", "right"),
+        ("trial", "right"),
+        ("line", "left"),
+        ("val %", "right"),
+        ("params", "right"),
+        ("MACs", "right"),
+        ("s", "right"),
+        ("test %", "right"),
+    ):
+        table.add_column(col, justify=just, overflow="fold")
+    for r in rows[:limit]:
+        table.add_row(
+            str(r["rank"]),
+            str(r["trial"]),
+            r["line"],
+            f"{r['val_top1']:.2f}",
+            f"{r['params']:,}",
+            f"{r['macs']:,}",
+            f"{r['seconds']:.1f}" if r["seconds"] is not None else "",
+            f"{r['test_top1']:.2f}" if r["test_top1"] is not None else "",
+        )
+    console = Console()
+    console.print(table)
+    console.print(", ".join(f"{v} {k}" for k, v in c.items() if v or k in ("trained", "invalid")))
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points (macs, acc) no other point beats: fewer or equal MACs and higher or
+    equal accuracy, one of them strictly. Sorted by MACs."""
+    front = []
+    for i, (m, a) in enumerate(points):
+        dominated = any(
+            (m2 <= m and a2 >= a) and (m2 < m or a2 > a)
+            for j, (m2, a2) in enumerate(points)
+            if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i])
+
+
+def plot_pareto(rows: list[dict[str, Any]], path: Path, macs_ref: int | None = None) -> None:
+    """pareto.png: validation top-1 against MACs (log scale) for every trained child, the front
+    joined and ringed, the best line's rank 1 labelled; ``macs_ref`` as a dashed vertical line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [(max(r["macs"], 1), r["val_top1"]) for r in rows]
+    front = pareto_front(pts)
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=130)
+    ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=22, color="0.55", label="trained child")
+    fx, fy = [pts[i][0] for i in front], [pts[i][1] for i in front]
+    ax.step(fx, fy, where="post", color="tab:red", lw=1.5)
+    ax.scatter(fx, fy, s=60, facecolors="none", edgecolors="tab:red", lw=1.5, label="Pareto front")
+    if macs_ref:
+        ax.axvline(macs_ref, color="tab:blue", ls="--", lw=1, label=f"LeNet-5: {macs_ref:,} MACs")
+    ax.set_xscale("log")
+    ax.set_xlabel("multiply-adds (MACs) per image, log scale")
+    ax.set_ylabel("validation top-1 (%)")
+    ax.set_title(f"architecture search: {len(rows)} trained children")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def controller_curve(study, objective: str, macs_target: float) -> list[tuple[int, float, float]]:
+    """(trial, reward, moving average) for every reward the controller learned from, in trial
+    order: the baseline recurrence b = R_0, then b <- beta b + (1 - beta) R."""
+    from optuna.trial import TrialState
+
+    out, b = [], None
+    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        if t.state == TrialState.COMPLETE:
+            r = scalar_reward(list(t.values), objective, macs_target)
+        elif t.state == TrialState.PRUNED and "invalid" in t.user_attrs:
+            r = 0.0
+        else:
+            continue
+        b = r if b is None else BASELINE_DECAY * b + (1 - BASELINE_DECAY) * r
+        out.append((t.number, r, b))
+    return out
+
+
+def plot_controller(curve: list[tuple[int, float, float]], path: Path) -> None:
+    """controller.png: the reward of each trial (invalid samples at 0) and its moving average."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.8), dpi=130)
+    ax.scatter([c[0] for c in curve], [c[1] for c in curve], s=14, color="0.5", label="reward")
+    ax.plot(
+        [c[0] for c in curve],
+        [c[2] for c in curve],
+        color="tab:red",
+        lw=2,
+        label=f"moving average (beta = {BASELINE_DECAY})",
+    )
+    ax.set_xlabel("trial")
+    ax.set_ylabel("reward (validation accuracy)")
+    ax.set_title("REINFORCE controller")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png")
+
+
+class TrialBar:
+    """A rich progress bar over trials on stderr: trained / asked, best validation top-1 so far,
+    the last child's training time. Off when disabled or not a terminal."""
+
+    def __init__(self, enabled: bool, total: int | None) -> None:
+        self.progress = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            return
+        self.progress = Progress(
+            TextColumn("search"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.task = self.progress.add_task("trials", total=total, stats="")
+        self.progress.start()
+
+    def update(self, study) -> None:
+        if self.progress is None:
+            return
+        rows = leaderboard(study)
+        c = counts(study)
+        last = max((r for r in rows), key=lambda r: r["trial"], default=None)
+        stats = f"best {rows[0]['val_top1']:.2f}%" if rows else "best -"
+        if last is not None and last["seconds"] is not None:
+            stats += f" | last trial {last['seconds']:.1f}s"
+        stats += f" | {c['invalid']} invalid"
+        self.progress.update(self.task, completed=c["trained"], stats=stats)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
