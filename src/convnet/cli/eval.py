@@ -1,4 +1,4 @@
-"""``convnet eval CHECKPOINT [--data D] [--tta flip|multicrop] [--ensemble CKPT ...]``."""
+"""``convnet eval CHECKPOINT [--data D] [--tta flip|multicrop|10crop] [--ensemble CKPT ...]``."""
 
 from __future__ import annotations
 
@@ -24,10 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--tta",
-        choices=("flip", "multicrop"),
+        choices=("flip", "multicrop", "10crop"),
         default=None,
-        help="flip: image + mirror; multicrop: 4 corners + centre of a padded image, and mirrors "
-        "(default: none, the image alone)",
+        help="flip: image + mirror; multicrop: 4 corners + centre of a padded image, and mirrors; "
+        "10crop: AlexNet's 4 corner + centre crops of the model's input from the image resized "
+        "as in training (--resize 256), and mirrors (default: none, the image alone)",
     )
     p.add_argument(
         "--ensemble",

@@ -6,7 +6,18 @@
 (torch.Size([4000, 1, 28, 28]), (1, 28, 28))
 """
 
-from .augment import center_crop, cutout, hflip, normalize, pad_to, random_crop
+from .augment import (
+    center_crop,
+    cutout,
+    hflip,
+    normalize,
+    pad_to,
+    pca_jitter,
+    random_crop,
+    resize_shorter,
+    rgb_pca,
+    ten_crop,
+)
 from .catalog import CATALOG, default_data_dir
 from .dataset import Dataset, channel_stats
 from .download import FetchedFile, fetch, fetch_files
@@ -27,5 +38,9 @@ __all__ = [
     "load",
     "normalize",
     "pad_to",
+    "pca_jitter",
     "random_crop",
+    "resize_shorter",
+    "rgb_pca",
+    "ten_crop",
 ]

@@ -101,6 +101,102 @@ def hflip(
     return out
 
 
+def resized_size(h: int, w: int, shorter: int) -> tuple[int, int]:
+    """(H', W') of an h x w image scaled so its shorter side is ``shorter``, aspect kept:
+    the longer side is ``round(longer * shorter / shorter_side)``."""
+    if h <= w:
+        return shorter, max(1, round(w * shorter / h))
+    return max(1, round(h * shorter / w)), shorter
+
+
+def resize_shorter(x: torch.Tensor, shorter: int) -> torch.Tensor:
+    """Scale (N, C, H, W) images so the shorter side is ``shorter`` pixels (AlexNet: 256).
+
+    Bilinear, with antialiasing when shrinking (as PIL's resize), on the batch's device; uint8
+    in, uint8 out (rounded), so the crops and flips after it stay on a quarter of float's bytes.
+    Images already at the size are returned as they are.
+    """
+    h, w = x.shape[-2:]
+    size = resized_size(h, w, shorter)
+    if size == (h, w):
+        return x
+    out = F.interpolate(
+        x.float(), size=size, mode="bilinear", align_corners=False, antialias=size[0] < h
+    )
+    return out.round_().clamp_(0, 255).to(torch.uint8) if x.dtype == torch.uint8 else out
+
+
+PCA_CHUNK_PIXELS = 1 << 22  # pixels per chunk of rgb_pca's sums: 100 MB of float64 for RGB
+
+
+def rgb_pca(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues (C,) and eigenvectors (C, C) (columns, eigenvalues descending) of the C x C
+    covariance of the pixel values of uint8 (N, C, H, W) images, in [0, 1] units.
+
+    AlexNet's colour PCA "on the set of RGB pixel values throughout the training set": every
+    pixel is one sample of C values. Exact and memory-light: float64 sums of x and of x x^T
+    over chunks of images, cov = E[x x^T] - E[x] E[x]^T (the population covariance).
+    """
+    n, c = x.shape[:2]
+    if n == 0:
+        raise ValueError("rgb_pca: no images")
+    chunk = max(1, PCA_CHUNK_PIXELS // max(1, x.shape[2] * x.shape[3]))
+    s1 = torch.zeros(c, dtype=torch.float64)
+    s2 = torch.zeros(c, c, dtype=torch.float64)
+    for lo in range(0, n, chunk):
+        v = x[lo : lo + chunk].to(torch.float64).div_(255.0).transpose(0, 1).reshape(c, -1)
+        s1 += v.sum(1).cpu()
+        s2 += (v @ v.T).cpu()
+    count = n * x.shape[2] * x.shape[3]
+    mean = s1 / count
+    cov = s2 / count - torch.outer(mean, mean)
+    values, vectors = torch.linalg.eigh(cov)  # ascending
+    return values.flip(0).clamp_min(0).float(), vectors.flip(1).float()
+
+
+def pca_jitter(
+    x: torch.Tensor,
+    eigenvalues: torch.Tensor,
+    eigenvectors: torch.Tensor,
+    std: float = 0.1,
+    *,
+    scale: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """AlexNet's colour jitter: add ``P (alpha * lambda)`` to every pixel of each image.
+
+    ``P`` (C, C) holds the eigenvectors as columns and ``lambda`` (C,) the eigenvalues of
+    :func:`rgb_pca`; ``alpha`` (N, C) ~ N(0, std^2) is drawn once per image, so the whole image
+    shifts along the principal colour directions (the paper: std 0.1, "intensity and colour of
+    the illumination"). The shift is in [0, 1] pixel units; for images already normalized by
+    ``(x - mean) / std_c`` pass ``scale = 1 / std_c`` (C,) and it is scaled to match.
+    """
+    n, c = x.shape[:2]
+    where = generator.device if generator is not None else x.device
+    alpha = torch.randn(n, c, generator=generator, device=where).to(x.device) * std
+    shift = (alpha * eigenvalues.to(x.device)) @ eigenvectors.to(x.device).T  # (N, C)
+    if scale is not None:
+        shift = shift * scale.to(x.device).view(1, c)
+    return x + shift.to(x.dtype).view(n, c, 1, 1)
+
+
+def ten_crop_offsets(h: int, w: int, size: int | Sequence[int]) -> list[tuple[int, int]]:
+    """(top, left) of the four corner crops and the centre crop of ``size`` in an h x w image:
+    the test-time crops of AlexNet (with their mirrors, ten views)."""
+    oh, ow = _pair(size)
+    if oh > h or ow > w:
+        raise ValueError(f"ten_crop: a {oh}x{ow} crop does not fit in {h}x{w} images")
+    return [(0, 0), (0, w - ow), (h - oh, 0), (h - oh, w - ow), ((h - oh) // 2, (w - ow) // 2)]
+
+
+def ten_crop(x: torch.Tensor, size: int | Sequence[int]) -> list[torch.Tensor]:
+    """AlexNet's ten test views of (N, C, H, W) images: the four corner and the centre
+    ``size`` crops, then the same five mirrored (views, not copies, until flipped)."""
+    oh, ow = _pair(size)
+    crops = [x[..., t : t + oh, s : s + ow] for t, s in ten_crop_offsets(*x.shape[-2:], size)]
+    return crops + [v.flip(-1) for v in crops]
+
+
 def normalize(
     x: torch.Tensor,
     mean: Sequence[float],

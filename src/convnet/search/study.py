@@ -123,11 +123,30 @@ def open_storage(url: str):
         kwargs = {"connect_args": {"timeout": 60}}
     url = postgres_driver(url)
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=None)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=None)
     except ImportError as e:
         raise SearchError(
             f"--storage {url.split(':')[0]} needs its driver ({e}): {INSTALL}"
         ) from None
+    if url.startswith("sqlite"):
+        _fast_sqlite(storage.engine)
+    return storage
+
+
+def _fast_sqlite(engine) -> None:
+    """Write-ahead logging without an fsync per commit: Optuna commits once per parameter, and
+    ~40 fsyncs per trial cost seconds on a slow disk. WAL also lets workers read while one
+    writes; a crash can lose the last commits, never corrupt the file."""
+    from sqlalchemy import event
+
+    def pragmas(conn, _record) -> None:
+        cur = conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    event.listen(engine, "connect", pragmas)
+    engine.dispose()  # connections opened before the listener get the pragmas when reopened
 
 
 def postgres_driver(url: str) -> str:

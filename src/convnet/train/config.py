@@ -7,8 +7,10 @@ ResNet recipe with a different base learning rate.
 The values come from the notes (cs231n lecture 9 as translated in the seeds):
 
 - AlexNet: SGD momentum 0.9, learning rate 1e-2 divided by 10 when validation accuracy plateaus,
-  L2 weight decay 5e-4, batch 128, dropout 0.5 (in the model), data augmentation, 7-net ensemble
-  (``convnet eval --ensemble``).
+  L2 weight decay 5e-4, batch 128, dropout 0.5 (in the model), 7-net ensemble
+  (``convnet eval --ensemble``); the paper's augmentation: images rescaled to 256 (shorter
+  side), random crops of the model's input with mirrors, the colour PCA jitter (alpha ~
+  N(0, 0.1^2)), and at test time the ten crops (``convnet eval --tta 10crop``).
 - VGG: "training close to AlexNet" (the VGG paper: batch 256, momentum 0.9, weight decay 5e-4,
   learning rate 1e-2 divided by 10 when validation accuracy stops improving).
 - ResNet: batch norm after every conv and He init (in the model), SGD momentum 0.9, learning rate
@@ -35,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, ConvnetError
+from ..limits import MAX_IMAGE_SIDE
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "step", "multistep", "plateau", "cosine", "onecycle", "warmup")
@@ -287,6 +290,20 @@ class TrainConfig:
         units="pixels",
         range=_at_least(0, "0 turns it off"),
     )
+    resize: int = _f(
+        0,
+        "scale every image so its shorter side is this many pixels before cropping, in "
+        "training and evaluation (AlexNet: 256, then random crops of the model's input; 0: off)",
+        units="pixels",
+        range=Range(0, MAX_IMAGE_SIDE, why="a longer side is a typo: 48 MiB per RGB image"),
+    )
+    pca_jitter: float = _f(
+        0.0,
+        "std of AlexNet's colour jitter: each training image shifts by P (alpha * lambda), "
+        "alpha ~ N(0, std^2), P and lambda the eigenvectors and eigenvalues of the training "
+        "pixels' colour covariance (the paper: 0.1; 0: off)",
+        range=_at_least(0, "0 turns it off"),
+    )
     # checkpoints, evaluation, logging
     checkpoint_every: int = _f(
         0,
@@ -377,8 +394,10 @@ RECIPES: dict[str, dict[str, Any]] = {
         weight_decay=5e-4,
         batch_size=128,
         epochs=90,
-        crop_padding=4,
+        resize=256,  # the paper: images rescaled to 256, random 224 crops and their mirrors
+        crop_padding=0,
         hflip=True,
+        pca_jitter=0.1,  # and the colour PCA jitter, alpha ~ N(0, 0.1^2)
     ),
     "vgg": dict(
         optimizer="sgd",

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..errors import ConvnetError
 from ..models.outputs import as_logits, output_kind
 
-TTA = ("flip", "multicrop")
+TTA = ("flip", "multicrop", "10crop")
 
 
 def main_logits(out: Any, kind: str = "scores") -> torch.Tensor:
@@ -47,9 +47,17 @@ def main_output(out: Any) -> torch.Tensor:
 
 
 def views(
-    x: torch.Tensor, tta: str | None, fill: torch.Tensor | None = None, mirror: bool = True
+    x: torch.Tensor,
+    tta: str | None,
+    fill: torch.Tensor | None = None,
+    mirror: bool = True,
+    size: tuple[int, int] | None = None,
 ) -> list[torch.Tensor]:
     """The test-time views of a normalized batch (B, C, H, W).
+
+    10crop: AlexNet's ten views, the four corner crops and the centre crop of ``size`` (the
+    model's input H x W, smaller than the batch's images: resized to 256 for 224 crops) and
+    their mirrors (the five crops alone with ``mirror=False``).
 
     flip: the batch and its mirror image. multicrop: the four corner crops and the centre crop of the
     batch padded by ``max(1, H // 16)`` pixels (each H x W, so shifts of up to H/16), and their
@@ -60,8 +68,10 @@ def views(
         return [x]
     if tta == "flip":
         return [x, x.flip(-1)]
+    if tta == "10crop":
+        return _ten_crop(x, size, mirror)
     if tta != "multicrop":
-        raise ConvnetError(f"unknown test-time augmentation {tta!r}; use flip or multicrop")
+        raise ConvnetError(f"unknown test-time augmentation {tta!r}; use one of {', '.join(TTA)}")
     h, w = x.shape[-2:]
     p = max(1, h // 16)
     f = (
@@ -75,6 +85,20 @@ def views(
     return crops + [c.flip(-1) for c in crops] if mirror else crops
 
 
+def _ten_crop(x: torch.Tensor, size: tuple[int, int] | None, mirror: bool) -> list[torch.Tensor]:
+    from ..data.augment import ten_crop
+
+    h, w = x.shape[-2:]
+    if size is None or tuple(size) == (h, w) or size[0] > h or size[1] > w:
+        raise ConvnetError(
+            f"--tta 10crop cuts the model's input out of larger images, but the images are "
+            f"{h}x{w} and the input {'unknown' if size is None else 'x'.join(map(str, size))}; "
+            "train with --resize (the alexnet recipe resizes to 256), or use --tta multicrop"
+        )
+    crops = ten_crop(x, size)
+    return crops if mirror else crops[:5]
+
+
 @torch.no_grad()
 def predict_probs(
     model: nn.Module,
@@ -83,11 +107,13 @@ def predict_probs(
     autocast: Any = None,
     fill: torch.Tensor | None = None,
     mirror: bool = True,
+    size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """Class probabilities (B, K) of a normalized batch, averaged over the test-time views."""
+    """Class probabilities (B, K) of a normalized batch, averaged over the test-time views
+    (``size``: the model's input H x W, for ``10crop``)."""
     ctx = autocast if autocast is not None else nullcontext()
     total = None
-    vs = views(images, tta, fill, mirror)
+    vs = views(images, tta, fill, mirror, size)
     kind = output_kind(model)
     for v in vs:
         with ctx:
@@ -178,7 +204,6 @@ def evaluate(
     """
     from .checkpoint import load_checkpoint
     from .distributed import pick_device
-    from .loader import Loader
 
     paths = [checkpoints] if isinstance(checkpoints, str | os.PathLike) else list(checkpoints)
     if not paths:
@@ -208,19 +233,11 @@ def evaluate(
                 "(a mirrored digit is another digit); --tta multicrop leaves mirrors out",
                 stacklevel=2,
             )
-        loader = Loader(
-            data.x_test,
-            data.y_test,
-            batch_size,
-            info.get("input_size") or data.input_size,
-            info.get("mean") or data.mean,
-            info.get("std") or data.std,
-            train=False,
-            device=dev,
-        )
+        loader, size = _loader(data.x_test, data.y_test, batch_size, info, data, dev, tta)
+        fill = -loader.mean * loader.inv_std
         probs = torch.cat(
             [
-                predict_probs(model, xb, tta, fill=-loader.mean * loader.inv_std, mirror=mirror)
+                predict_probs(model, xb, tta, fill=fill, mirror=mirror, size=size)
                 for _, xb, _ in loader.batches(0)
             ]
         )
@@ -230,3 +247,40 @@ def evaluate(
     result = tally.result(data.classes)
     result.update(models=[str(p) for p in paths], tta=tta or "none")
     return result
+
+
+def _loader(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    info: dict[str, Any],
+    data: Any,
+    device: torch.device,
+    tta: str | None,
+) -> tuple[Any, tuple[int, int]]:
+    """The evaluation loader of one checkpoint's model, and the model's input H x W.
+
+    Images are resized as in training (the run's ``resize``) and centre-cropped to the input,
+    except for ``10crop``, whose views are cut from the whole resized image.
+    """
+    from ..data.augment import resized_size
+    from .loader import Loader
+
+    c, *hw = info.get("input_size") or data.input_size
+    resize = int((info.get("config") or {}).get("resize") or 0)
+    shown = resized_size(*x.shape[-2:], resize) if resize else tuple(x.shape[-2:])
+    if tta == "10crop":  # the whole (resized) image, padded where it is smaller than the input
+        shown = (max(shown[0], hw[0]), max(shown[1], hw[1]))
+    size = shown if tta == "10crop" else tuple(hw)
+    loader = Loader(
+        x,
+        y,
+        batch_size,
+        (c, *size),
+        info.get("mean") or data.mean,
+        info.get("std") or data.std,
+        train=False,
+        device=device,
+        resize=resize,
+    )
+    return loader, (int(hw[0]), int(hw[1]))

@@ -26,6 +26,10 @@ class Augment:
     crop_padding: int = 0  # random crop to the input size after padding by this many pixels
     hflip: bool = False
     cutout: int = 0  # side of a random zeroed square
+    pca_jitter: float = 0.0  # std of AlexNet's colour-PCA alpha (0: off)
+    # (eigenvalues (C,), eigenvectors (C, C)) of the training pixels' colour covariance, in
+    # [0, 1] units (convnet.data.augment.rgb_pca); needed when pca_jitter > 0
+    pca: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 def _mix(*values: int) -> int:
@@ -45,7 +49,9 @@ class Loader:
         x: uint8 (N, C, h, w) images; y: int64 (N,) labels.
         batch_size: the global batch B (split evenly over ``world`` processes).
         input_size: (C, H, W) the model wants; smaller images are zero-padded to it (centred),
-            larger ones cropped (randomly when training with ``crop_padding``, else centred).
+            larger ones cropped (randomly when training, else centred).
+        resize: scale every image so its shorter side is this many pixels first, on the
+            device (AlexNet: 256, then random 224 crops); 0: the images as stored.
         mean, std: per-channel statistics in [0, 1] units for normalization.
         train: shuffle, augment and (with ``drop_last``) drop the last incomplete batch.
     """
@@ -67,6 +73,7 @@ class Loader:
         drop_last: bool = True,
         device: torch.device | str = "cpu",
         channels_last: bool = False,
+        resize: int = 0,
     ):
         padding, side = (augment or Augment()).crop_padding, min(input_size[1:])
         if train and padding >= side:
@@ -89,6 +96,9 @@ class Loader:
         self.rank, self.world = rank, world
         self.drop_last = drop_last and train
         self.channels_last = channels_last
+        self.resize = int(resize)
+        if self.augment.pca_jitter > 0 and self.augment.pca is None:
+            raise ValueError("Augment.pca_jitter needs Augment.pca (convnet.data.augment.rgb_pca)")
         c = self.x.shape[1]
         self.mean = torch.tensor(mean, device=self.device).view(1, c, 1, 1)
         self.inv_std = 1.0 / torch.tensor(std, device=self.device).view(1, c, 1, 1)
@@ -127,10 +137,13 @@ class Loader:
             yield k, images, self.y[idx[part]]
 
     def _train_transform(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """Pad small images to the input size, then a random crop (a shift by up to
-        ``crop_padding`` pixels, or a random window of larger images), flip, normalize, cutout."""
+        """Resize, pad small images to the input size, then a random crop (a shift by up to
+        ``crop_padding`` pixels, or a random window of larger images), flip, normalize, colour
+        jitter, cutout."""
         from ..data import augment as A
 
+        if self.resize:
+            x = A.resize_shorter(x, self.resize)
         th, tw = self.input_size[1:]
         h, w = x.shape[-2:]
         if h < th or w < tw:
@@ -140,11 +153,20 @@ class Loader:
         if self.augment.hflip:
             x = A.hflip(x, generator=g)
         x = self._normalize(x)
+        if self.augment.pca_jitter > 0:
+            values, vectors = self.augment.pca
+            x = A.pca_jitter(
+                x, values, vectors, self.augment.pca_jitter, scale=self.inv_std, generator=g
+            )
         if self.augment.cutout > 0:
             x = A.cutout(x, self.augment.cutout, generator=g)
         return x
 
     def _eval_transform(self, x: torch.Tensor) -> torch.Tensor:
+        if self.resize:
+            from ..data.augment import resize_shorter
+
+            x = resize_shorter(x, self.resize)
         return self._normalize(fit_size(x, self.input_size[1:]))
 
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:

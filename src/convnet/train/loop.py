@@ -260,6 +260,15 @@ def _run(
     return _finish(run, final, "terminated" if stopping else "done", t_start)
 
 
+def _augment(cfg: TrainConfig, x_train: torch.Tensor) -> Augment:
+    """The training augmentation of ``cfg``; the colour PCA for AlexNet's jitter is taken over
+    the pixels of the training split only (the validation images are held out of it too)."""
+    from ..data.augment import rgb_pca
+
+    pca = rgb_pca(x_train) if cfg.pca_jitter > 0 else None
+    return Augment(cfg.crop_padding, cfg.hflip, cfg.cutout, cfg.pca_jitter, pca)
+
+
 def _setup(model: Any, data: Any, cfg: TrainConfig, d: D.Dist, device: torch.device) -> Run:
     """Build the model for the data and everything that trains it; nothing is read or written."""
     torch.manual_seed(cfg.seed)
@@ -275,6 +284,7 @@ def _setup(model: Any, data: Any, cfg: TrainConfig, d: D.Dist, device: torch.dev
         world=d.world,
         device=device,
         channels_last=cfg.channels_last,
+        resize=cfg.resize,
     )
     loader = Loader(
         data.x_train,
@@ -282,7 +292,7 @@ def _setup(model: Any, data: Any, cfg: TrainConfig, d: D.Dist, device: torch.dev
         cfg.batch_size,
         train=True,
         seed=cfg.seed,
-        augment=Augment(cfg.crop_padding, cfg.hflip, cfg.cutout),
+        augment=_augment(cfg, data.x_train),
         drop_last=cfg.drop_last,
         **common,
     )
