@@ -26,7 +26,8 @@ def main() -> None:
     config = TrainConfig(epochs=3, batch_size=64, lr=0.05, schedule="cosine", progress=False)
     result = fit(model, "mnist-sample", config)
     print(
-        f"test top-1 after {result['epochs']} epochs: {result['final_top1']:.2f}% ({result['seconds']:.0f} s)"
+        f"test top-1 after {result['epochs']} epochs: {result['test_top1']:.2f}% "
+        f"(best validation epoch {result['best_epoch']}; {result['seconds']:.0f} s)"
     )
 
 

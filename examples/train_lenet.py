@@ -15,8 +15,13 @@ shutil.rmtree(
     "runs/example-lenet5", ignore_errors=True
 )  # a run folder is never overwritten silently
 data = load("mnist-sample")  # 4,000 / 1,000 real MNIST digits, uint8 (N, 1, 28, 28)
+# fit() holds out 10% of each training class for validation (--val-split): best.pt is the
+# epoch with the best validation top-1, and the 1,000 test digits are scored once, at the end
 result = fit("lenet5", data, recipe("lenet", out="runs/example-lenet5", seed=0))
-print(f"best top-1 {result['best_top1']:.2f}%  in {result['seconds']:.1f} s")
+print(
+    f"validation top-1 {result['val_top1']:.2f}% (epoch {result['best_epoch']}, best.pt)  "
+    f"test top-1 {result['test_top1']:.2f}%  in {result['seconds']:.1f} s"
+)
 
 model, info = load_checkpoint("runs/example-lenet5/best.pt")  # eval mode, weights_only loading
 idx = torch.stack([(data.y_test == k).nonzero()[0, 0] for k in range(10)])  # one digit per class

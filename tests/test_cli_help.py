@@ -83,6 +83,8 @@ def _sample(f: dataclasses.Field) -> tuple[list[str], object]:
     default = f.default
     if isinstance(default, bool):
         return [], not default
+    if default == ():  # names (--freeze): one given
+        return ["layer1"], ("layer1",)
     if isinstance(default, tuple):
         value = tuple(v / 2 for v in default)
         return [str(v) for v in value], value
@@ -116,6 +118,8 @@ def test_every_train_config_field_has_a_flag_named_after_it(f):
         shown = m.group(1)
         if isinstance(f.default, bool):
             assert shown == ("on" if f.default else "off")
+        elif f.default is None or f.default == ():
+            assert shown == "none"
         elif isinstance(f.default, tuple):
             assert tuple(float(v) for v in shown.split()) == f.default
         elif isinstance(f.default, str):

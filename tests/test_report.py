@@ -91,7 +91,7 @@ def test_report_is_self_contained_with_every_section(page, run):
     assert "61,706 parameters" in text
     assert "features.3</td><td>Conv2d" in text
     result = __import__("json").loads((run / "result.json").read_text())
-    assert f"{result['final_top1']:.2f}%" in text
+    assert f"{result['test_top1']:.2f}%" in text and "validation top-1 (best.pt)" in text
 
 
 def test_report_errors_and_cli(cli, run, tmp_path):

@@ -277,3 +277,20 @@ def test_postgresql_storage_shares_one_study(tiny, tmp_path, postgres):
     study = optuna.load_study(study_name="search", storage=postgres_driver(postgres))
     assert len([t for t in study.get_trials() if t.state.name == "COMPLETE"]) == 3
     assert r["counts"]["trained"] == 3
+
+
+def test_report_has_a_search_section(tmp_path):
+    from convnet.search.report import plot_pareto, write_leaderboard
+    from convnet.viz import build_report
+
+    rows = [
+        dict(rank=1, trial=4, line="INPUT[28x28x1] -> CONV3-8 -> RELU -> POOL -> FC-10",
+             val_top1=91.5, params=15_770, macs=98_000, seconds=2.0, test_top1=92.25),
+        dict(rank=2, trial=1, line="INPUT[28x28x1] -> FC-10", val_top1=85.0, params=7_850,
+             macs=7_840, seconds=1.0, test_top1=None),
+    ]  # fmt: skip
+    write_leaderboard(tmp_path, rows, {"settings": {"space": "pattern"}, "counts": {"trained": 2}})
+    plot_pareto(rows, tmp_path / "pareto.png", 416_520)
+    html = build_report(tmp_path).read_text()
+    assert "Architecture search" in html and "CONV3-8 -&gt; RELU" in html
+    assert "92.25" in html and "98,000" in html and "data:image/png;base64" in html

@@ -202,26 +202,29 @@ def test_fit_writes_the_run_folder_and_learns(tmp_path):
         "images_per_second",
     }
     res = json.loads((run / "result.json").read_text())
-    assert set(res) >= {"best_top1", "final_top1", "epochs", "seconds", "images_per_second"}
-    assert r["final_top1"] > 90
-    # the reloaded model agrees with an independent accuracy computation on the test split
-    model, info = load_checkpoint(run / "last.pt")
+    assert set(res) >= {"val_top1", "test_top1", "test_top5", "epochs", "seconds"}
+    assert r["test_top1"] > 90 and r["checkpoint"] == "best"
+    # the test score is best.pt's: an independent accuracy computation on the test split agrees
+    model, info = load_checkpoint(run / "best.pt")
     assert not model.training and info["classes"] == data.classes
+    assert info["epoch"] == r["best_epoch"] and info["best_top1"] == r["val_top1"]
     mean, std = info["mean"][0], info["std"][0]
     with torch.no_grad():
         pred = model((data.x_test.float() / 255 - mean) / std).argmax(1)
-    assert 100.0 * float((pred == data.y_test).float().mean()) == pytest.approx(r["final_top1"])
+    assert 100.0 * float((pred == data.y_test).float().mean()) == pytest.approx(r["test_top1"])
     conf = json.loads((run / "confusion.json").read_text())
-    assert sum(map(sum, conf["confusion"])) == len(data.y_test)
+    assert conf["split"] == "test" and sum(map(sum, conf["confusion"])) == len(data.y_test)
     with pytest.raises(ConvnetError, match="--resume"):
         fit(TINY, data, cfg)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     data = tiny_data()
-    # epoch 1 trains at lr 0.05 (8 steps of 32); epoch 2 multiplies it by 1e12 and the loss overflows
+    # epoch 1 trains at lr 0.05 (8 steps of 32, all 256 images: no validation split); epoch 2
+    # multiplies it by 1e12 and the loss overflows
     cfg = TrainConfig(
         out=str(tmp_path),
+        val_split=0,
         epochs=3,
         batch_size=32,
         lr=0.05,
@@ -247,7 +250,7 @@ def test_bf16_and_channels_last_run(tmp_path):
             epochs=1, batch_size=32, precision="bf16", channels_last=True, progress=False, ema=0.99
         ),
     )
-    assert r["out"] is None and math.isfinite(r["final_loss"])
+    assert r["out"] is None and math.isfinite(r["test_loss"])
 
 
 def test_a_model_ending_in_softmax_trains_and_predicts_on_its_scores(tmp_path):
@@ -276,7 +279,7 @@ def test_a_model_ending_in_softmax_trains_and_predicts_on_its_scores(tmp_path):
             out=str(tmp_path / str(len(runs))), epochs=2, batch_size=32, lr=0.05, progress=False
         )
         runs.append(fit(line, tiny_data(), cfg))
-    assert runs[1]["final_top1"] == runs[0]["final_top1"] > 50
+    assert runs[1]["test_top1"] == runs[0]["test_top1"] > 50
 
 
 def test_resume_refuses_a_changed_batch_and_warns_about_a_changed_lr(tmp_path):

@@ -202,10 +202,11 @@ def test_numpy_engine_run_folder(runs, cli, tmp_path):
     )
     assert code == 0, err
     res = json.loads((tmp_path / "np" / "result.json").read_text())
-    assert set(res) >= {"best_top1", "final_top1", "epochs", "seconds", "images_per_second"}
-    # the saved (best-epoch) weights reproduce best_top1 when run by torch
+    assert set(res) >= {"val_top1", "test_top1", "test_top5", "epochs", "seconds"}
+    assert res["split"]["val"] == 19 and res["checkpoint"] == "best"  # 10% of 192, stratified
+    # the saved (best-epoch) weights reproduce the test top-1 when run by torch
     assert top1(probs(tmp_path / "np" / "best.pt", d.x_test), d.y_test) == pytest.approx(
-        res["best_top1"], abs=0.01
+        res["test_top1"], abs=0.01
     )
 
 

@@ -1,4 +1,4 @@
-"""``convnet eval CHECKPOINT [--data D] [--tta flip|multicrop|10crop] [--ensemble CKPT ...]``."""
+"""``convnet eval CHECKPOINT [--data D] [--split test|val|train] [--tta flip|multicrop|10crop] [--ensemble CKPT ...]``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ._args import add_format, whole_number
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "eval",
-        help="evaluate a checkpoint (or an ensemble) on a data set's test split",
+        help="evaluate a checkpoint (or an ensemble) on a data set's test (or validation) split",
         description="Top-1, top-5, loss, per-class accuracy and the confusion matrix of CHECKPOINT "
         "(a .pt file or a run folder). --ensemble averages the class probabilities of several "
         "checkpoints (the notes' 7-net AlexNet ensemble); --tta averages over test-time views.",
@@ -21,6 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--data", default=None, help="data set (default: the one the checkpoint was trained on)"
+    )
+    p.add_argument(
+        "--split",
+        choices=("test", "val", "train"),
+        default="test",
+        help="which split to score: test, or val / train as the checkpoint's run split its "
+        "training data (the recorded --val-split) (default: test)",
     )
     p.add_argument(
         "--tta",
@@ -39,10 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--batch",
-        type=whole_number(1, "images per batch"),
+        type=whole_number(1, "images per batch", 65536, "a larger batch only costs memory"),
         default=512,
         metavar="IMAGES",
-        help="images per batch (default: 512)",
+        help="images per batch, 1..65536 (default: 512)",
     )
     p.add_argument(
         "--device",
@@ -71,6 +78,7 @@ def _run(args: argparse.Namespace) -> int:
     r = evaluate(
         [args.checkpoint, *args.ensemble],
         args.data,
+        split=args.split,
         tta=args.tta,
         batch_size=args.batch,
         device=args.device,
@@ -81,7 +89,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     what = f"{len(r['models'])} models" if len(r["models"]) > 1 else r["models"][0]
     print(
-        f"{what}  tta {r['tta']}  {r['n']} images  top-1 {r['top1']:.2f}%  top-5 {r['top5']:.2f}%  loss {r['loss']:.4f}"
+        f"{what}  {r['split']} split  tta {r['tta']}  {r['n']} images  top-1 {r['top1']:.2f}%  "
+        f"top-5 {r['top5']:.2f}%  loss {r['loss']:.4f}"
     )
     per_class = "  ".join(f"{c} {v:.1f}%" for c, v in r["per_class"].items() if v is not None)
     print(f"per class: {per_class}")

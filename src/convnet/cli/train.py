@@ -22,12 +22,23 @@ from ..train.config import RECIPES, FieldDoc, TrainConfig, documented_fields
 # where the CLI differs from TrainConfig (which writes no files unless given a folder)
 _CLI_HELP = {"out": "run folder for config.json, metrics, checkpoints, curves and result.json"}
 _CLI_DEFAULTS = {"out": "runs/MODEL, numbered if it exists (--resume: the latest such run)"}
+_METAVARS = {
+    "out": "DIR",
+    "weights": "FILE",
+    "freeze": "PREFIX",
+    "val_split": "FRACTION",
+    "lr_head": "LR",
+    "lr_backbone": "LR",
+    "lr_backbone_mult": "X",
+}
 
 
 def _shown(value: object) -> str:
     """A default as a user types it: on/off, 0.0005, '30 60 90'."""
     if isinstance(value, bool):
         return "on" if value else "off"
+    if value is None or value == ():
+        return "none"
     if isinstance(value, tuple):
         return " ".join(_shown(v) for v in value)
     if isinstance(value, float):
@@ -76,14 +87,14 @@ class _OnOff(argparse.Action):
 def _add_field(p: argparse.ArgumentParser, f: dataclasses.Field, doc: FieldDoc, hint) -> None:
     """One TrainConfig field as an option whose default is None (= not given, keep the recipe's)."""
     kw: dict = dict(dest=f.name, default=None, help=_help(f, doc))
-    if f.name == "out":
-        kw["metavar"] = "DIR"
     if hint is bool:
         kw["action"] = _OnOff
     elif typing.get_origin(hint) is tuple:
         args = typing.get_args(hint)
         kw.update(type=args[0], nargs="+" if args[-1] is Ellipsis else len(args))
         kw["metavar"] = doc.units.upper() or "X"
+        if args[0] is str:  # names (--freeze a --freeze b): each use adds to the list
+            kw["action"] = "extend"
     else:
         # str | None -> str; int, float, str as they are
         kw["type"] = next(a for a in typing.get_args(hint) or (hint,) if a is not type(None))
@@ -91,6 +102,8 @@ def _add_field(p: argparse.ArgumentParser, f: dataclasses.Field, doc: FieldDoc, 
             kw["choices"] = doc.choices
         elif doc.units:
             kw["metavar"] = doc.units.upper()
+    if f.name in _METAVARS:
+        kw["metavar"] = _METAVARS[f.name]
     p.add_argument(*_field_flags(f, doc), **kw)
 
 
@@ -104,7 +117,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "overrides the recipe's value (with --resume, the run's saved one). A value out of its "
         "range is an error naming the flag and the range.",
     )
-    p.add_argument("model", metavar="MODEL", help="zoo name, pattern-language line or file.py:Name")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="zoo name, pattern-language line or file.py:Name (with --weights FILE: fine-tune "
+        "its pretrained weights)",
+    )
     p.add_argument(
         "--data",
         default=None,
@@ -130,8 +148,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--recipe",
         default=None,
         choices=tuple(RECIPES),
-        help="the notes' training recipe (default: the model family's, e.g. resnet for "
-        "resnet50, else the plain TrainConfig defaults shown as 'plain' below)",
+        help="the notes' training recipe (default: finetune with --weights, else the model "
+        "family's, e.g. resnet for resnet50, else the plain TrainConfig defaults shown as "
+        "'plain' below)",
     )
     p.add_argument(
         "--resume",
@@ -156,7 +175,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--quiet", dest="progress", action="store_false", default=None, help="same as --no-progress"
     )
-    p.set_defaults(func=_run)
+    p.set_defaults(func=_run, writes={"out": "folder"})
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -230,7 +249,9 @@ def _run(args: argparse.Namespace) -> int:
             "checkpoints to resume from, so run it again without --resume"
         )
     overrides = _overrides(args)
-    name = args.recipe if args.recipe else recipe_for_model(args.model, args.engine)
+    # a pretrained start needs gentle rates: the from-scratch recipes would wash it out
+    default = "finetune" if overrides.get("weights") else recipe_for_model(args.model, args.engine)
+    name = args.recipe or default
     overrides["out"] = args.out or default_out(args.model, args.resume)
     saved = _saved_config(Path(overrides["out"])) if args.resume and not args.recipe else None
     try:
@@ -267,8 +288,7 @@ def _run(args: argparse.Namespace) -> int:
         result = fit(args.model, data, cfg, resume=args.resume, force=args.force)
     if result.get("status") == "terminated" or os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun only rank 0 reports
-    print(
-        f"result: {result['out']}/result.json  best top-1 {result['best_top1']:.2f}%  "
-        f"final top-1 {result['final_top1']:.2f}%  {result['seconds']:.1f} s"
-    )
+    from ..train.metrics import report_line
+
+    print(f"result: {result['out']}/result.json  {report_line(result)}  {result['seconds']:.1f} s")
     return 0

@@ -5,6 +5,11 @@ Two layouts are recognised:
     root/train/<class>/*.png  and  root/test/<class>/*.png   (or root/val/...)
     root/<class>/*.jpg        (a seeded, stratified share of each class becomes the test split)
 
+With ``train/``, ``test/`` and a ``val/`` (or ``valid/``, ``validation/``) folder, ``val/`` is the
+validation split (``Dataset.x_val``); with ``train/`` and ``val/`` alone, ``val/`` is the test
+split (ImageNet's layout: its test labels are not public) and training carves a validation
+split from ``train/`` (``convnet.data.splits``).
+
 Images are converted to RGB (or kept grayscale when every image is grayscale), resized so the
 shorter side fits ``image_size`` and centre-cropped to it. A file that cannot be decoded is
 reported by its path: skipped with a warning listing every such file, or, with ``strict``,
@@ -47,13 +52,18 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(files)
 
 
-def _split_folders(root: Path) -> tuple[Path, Path] | None:
+_VAL_NAMES = ("val", "valid", "validation")
+
+
+def _split_folders(root: Path) -> tuple[Path, Path | None, Path] | None:
+    """(train, validation or None, test) folders of a split tree, or None for a flat one."""
     train = root / "train"
-    for name in ("test", "val", "valid", "validation"):
-        test = root / name
-        if train.is_dir() and test.is_dir() and _classes_in(train):
-            return train, test
-    return None
+    if not (train.is_dir() and _classes_in(train)):
+        return None
+    val = next((root / n for n in _VAL_NAMES if (root / n).is_dir()), None)
+    if (root / "test").is_dir():
+        return train, val, root / "test"
+    return (train, None, val) if val is not None else None
 
 
 def _decode(path: Path, size: tuple[int, int] | None) -> np.ndarray | str:
@@ -122,16 +132,20 @@ def load_image_folder(
 
     split = _split_folders(root)
     train_files: list[tuple[Path, int]] = []
+    val_files: list[tuple[Path, int]] = []
     test_files: list[tuple[Path, int]] = []
     if split is not None:
-        classes = _classes_in(split[0])
-        for name in _classes_in(split[1]):
-            if name not in classes:
-                raise DataError(f"{split[1] / name}: class {name!r} has no folder in {split[0]}")
+        train_dir, val_dir, test_dir = split
+        classes = _classes_in(train_dir)
+        for other in (val_dir, test_dir):
+            for name in _classes_in(other) if other is not None else ():
+                if name not in classes:
+                    raise DataError(f"{other / name}: class {name!r} has no folder in {train_dir}")
         for k, name in enumerate(classes):
-            train_files += [(p, k) for p in _images_in(split[0] / name)]
-            if (split[1] / name).is_dir():
-                test_files += [(p, k) for p in _images_in(split[1] / name)]
+            train_files += [(p, k) for p in _images_in(train_dir / name)]
+            for other, files in ((val_dir, val_files), (test_dir, test_files)):
+                if other is not None and (other / name).is_dir():
+                    files += [(p, k) for p in _images_in(other / name)]
     else:
         classes = _classes_in(root)
         if not classes:
@@ -149,7 +163,7 @@ def load_image_folder(
     if not train_files:
         raise DataError(f"{root}: no images ({', '.join(sorted(EXTENSIONS))}) in the class folders")
 
-    everything = train_files + test_files
+    everything = train_files + val_files + test_files
     if size is not None:  # what the decoded images will take, before any is decoded
         check_bytes(len(everything) * 3 * size[0] * size[1], str(root), "the decoded images")
     decoded = _decode_all([p for p, _ in everything], size, progress)
@@ -164,9 +178,11 @@ def load_image_folder(
             CorruptImageWarning,
             stacklevel=3,
         )
-    good = [(a, k, i < len(train_files)) for i, (a, (_, k)) in enumerate(zip(decoded, everything))]
+    n_train, n_val = len(train_files), len(val_files)
+    part_of = ["train"] * n_train + ["val"] * n_val + ["test"] * len(test_files)
+    good = [(a, k, part) for a, (_, k), part in zip(decoded, everything, part_of)]
     good = [t for t in good if not isinstance(t[0], str)]
-    if not any(is_train for _, _, is_train in good):
+    if not any(part == "train" for _, _, part in good):
         raise DataError(f"{root}: no training image could be decoded")
 
     if size is None:
@@ -180,14 +196,15 @@ def load_image_folder(
         size = next(iter(sizes))
     channels = 1 if all(a.ndim == 2 for a, _, _ in good) else 3
 
-    def part(train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [(a, k) for a, k, t in good if t == train]
+    def part(which: str) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [(a, k) for a, k, t in good if t == which]
         x = _stack([a for a, _ in rows], channels, size)
         return x, torch.tensor([k for _, k in rows], dtype=torch.int64)
 
-    x_train, y_train = part(True)
-    x_test, y_test = part(False)
-    return Dataset(str(root), x_train, y_train, x_test, y_test, classes)
+    x_train, y_train = part("train")
+    x_test, y_test = part("test")
+    x_val, y_val = part("val") if split is not None and split[1] is not None else (None, None)
+    return Dataset(str(root), x_train, y_train, x_test, y_test, classes, x_val=x_val, y_val=y_val)
 
 
 def _checked_options(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -17,10 +18,48 @@ def _strip_prefix(state: dict) -> dict:
     return state
 
 
+@dataclass(frozen=True)
+class LoadReport:
+    """What :func:`load_weights_report` took from a file: ``loaded`` state-dict keys, and the
+    ``fresh`` ones left as initialized (a classifier head whose shape differs: fine-tuning)."""
+
+    path: str
+    loaded: tuple[str, ...]
+    fresh: tuple[str, ...]
+
+    def describe(self) -> str:
+        """'loaded 122 tensors from F; started fresh: fc.weight, fc.bias (a head of another
+        shape)' or '...; nothing started fresh'."""
+        fresh = (
+            f"started fresh: {', '.join(self.fresh)} (a classifier head of another shape)"
+            if self.fresh
+            else "nothing started fresh"
+        )
+        return f"loaded {len(self.loaded)} tensors from {self.path}; {fresh}"
+
+
 def load_weights(model: nn.Module, path: str, *, quiet: bool = False) -> nn.Module:
     """Load ``path`` into ``model``. A head whose shape differs is left initialized (fine-tuning).
 
     Raises WeightsError listing missing keys, unexpected keys and shape conflicts otherwise.
+    """
+    report = load_weights_report(model, path)
+    if report.fresh and not quiet:
+        print(
+            f"loaded {path} except the classifier head ({', '.join(report.fresh)}): its shape "
+            "differs, so it stays freshly initialized for fine-tuning",
+            file=sys.stderr,
+        )
+    return model
+
+
+def load_weights_report(model: nn.Module, path: str) -> LoadReport:
+    """Load ``path`` (safetensors, or a state dict that loads with ``weights_only``; torchvision,
+    timm or convnet key names) into ``model`` and say what loaded and what started fresh.
+
+    The classifier head (:func:`head_keys`) is left as initialized when its shape differs from
+    the file's (another class count); any other missing key, unexpected key or shape conflict
+    is a WeightsError naming them.
     """
     state = _strip_prefix(dict(load_tensors(path)))
     own = model.state_dict()
@@ -29,7 +68,7 @@ def load_weights(model: nn.Module, path: str, *, quiet: bool = False) -> nn.Modu
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
     conflicts = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    head = _head_keys(model)
+    head = head_keys(model)
     head_conflicts = [k for k in conflicts if k in head]
     other_conflicts = [k for k in conflicts if k not in head]
     if missing or unexpected or other_conflicts:
@@ -53,16 +92,10 @@ def load_weights(model: nn.Module, path: str, *, quiet: bool = False) -> nn.Modu
     load = {k: v for k, v in state.items() if k not in head_conflicts}
     with torch.no_grad():
         model.load_state_dict(load, strict=False)
-    if head_conflicts and not quiet:
-        print(
-            f"loaded {path} except the classifier head ({', '.join(head_conflicts)}): its shape differs, "
-            "so it stays freshly initialized for fine-tuning",
-            file=sys.stderr,
-        )
-    return model
+    return LoadReport(str(path), tuple(load), tuple(head_conflicts))
 
 
-def _head_keys(model: nn.Module) -> set[str]:
+def head_keys(model: nn.Module) -> set[str]:
     """State-dict keys of the classifier head(s).
 
     A model with several heads lists them in ``head_names`` (GoogLeNet: ``fc`` and the aux

@@ -128,7 +128,8 @@ class Solver:
         return float(np.mean(self.predict(X).argmax(axis=1) == y))
 
     def train(self) -> Solver:
-        """Run ``num_epochs`` epochs; afterwards the model holds the best validation parameters."""
+        """Run ``num_epochs`` epochs; afterwards the model holds the best validation parameters
+        (the last ones when the validation split is empty)."""
         n = len(self.X_train)
         steps = max(n // self.batch_size, 1)
         start = time.perf_counter()
@@ -153,16 +154,19 @@ class Solver:
                 if self.lr_schedule is None:
                     self.optimizer.lr *= self.lr_decay
                 train_acc = self.check_accuracy(self.X_train, self.y_train, self.num_train_samples)
-                val_acc = self.check_accuracy(self.X_val, self.y_val)
                 self.train_acc_history.append(train_acc)
-                self.val_acc_history.append(val_acc)
-                if val_acc > self.best_val_acc:
-                    self.best_val_acc = val_acc
-                    self.best_params = self.model.state_dict()
+                val = ""
+                if len(self.X_val):  # an empty validation split: keep the last parameters
+                    val_acc = self.check_accuracy(self.X_val, self.y_val)
+                    self.val_acc_history.append(val_acc)
+                    val = f" val {val_acc:.2%}"
+                    if val_acc > self.best_val_acc:
+                        self.best_val_acc = val_acc
+                        self.best_params = self.model.state_dict()
                 if bar:
                     bar.console.print(
                         f"epoch {epoch + 1}: loss {np.mean(self.loss_history[-steps:]):.4f} "
-                        f"train {train_acc:.2%} val {val_acc:.2%}"
+                        f"train {train_acc:.2%}{val}"
                     )
         self.seconds += time.perf_counter() - start
         if self.best_params is not None:

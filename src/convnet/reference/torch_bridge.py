@@ -391,8 +391,8 @@ def train_numpy(
     model: nn.Module,
     x_train: np.ndarray,
     y_train: np.ndarray,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
     *,
     epochs: int,
     batch_size: int,
@@ -404,17 +404,23 @@ def train_numpy(
     seed: int = 0,
     progress: bool = True,
     augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+    test: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """Train ``model`` in NumPy alone: convert it, run the reference Solver, copy weights back.
 
     x_* are float32 (N, C, H, W) arrays, already normalized; y_* int64 labels. SGD with
-    momentum and weight decay (torch's formulas), cross-entropy loss, the held-out set checked
-    after every epoch. ``lr_schedule`` is a function of the global step giving the multiple of
-    ``lr`` to use, "onecycle" (the default, :func:`~convnet.reference.solver.one_cycle`) or
-    "constant". ``augment`` transforms each training minibatch (see
-    :func:`~convnet.reference.solver.random_shift`). Returns best_top1 and final_top1 (fractions), epochs, seconds,
-    images_per_second, and the per-epoch ``val_top1`` and ``loss`` histories. The model ends up
-    holding the parameters of the best epoch.
+    momentum and weight decay (torch's formulas), cross-entropy loss, the validation split
+    checked after every epoch (an empty one: nothing is validated). ``lr_schedule`` is a
+    function of the global step giving the multiple of ``lr`` to use, "onecycle" (the default,
+    :func:`~convnet.reference.solver.one_cycle`) or "constant". ``augment`` transforms each
+    training minibatch (see :func:`~convnet.reference.solver.random_shift`). ``test``: (x, y) of
+    a test split, scored once, at the end, by the kept parameters.
+
+    Returns fractions ``best_top1`` (validation top-1 of the kept parameters; None when nothing
+    is validated), ``best_epoch`` (1-based; None likewise), ``final_top1`` (the last epoch's
+    validation top-1), ``test_top1`` and ``test_top5`` (with ``test``), and ``epochs``,
+    ``seconds``, ``images_per_second``, the per-epoch ``val_top1`` and ``loss`` histories. The
+    model ends up holding the parameters of the best epoch (the last with no validation).
     """
     from .optim import SGD
     from .solver import Solver, one_cycle
@@ -431,8 +437,8 @@ def train_numpy(
     data = {
         "X_train": np.ascontiguousarray(x_train, dtype=np.float32),
         "y_train": np.asarray(y_train, dtype=np.int64),
-        "X_val": np.ascontiguousarray(x_test, dtype=np.float32),
-        "y_val": np.asarray(y_test, dtype=np.int64),
+        "X_val": np.ascontiguousarray(x_val, dtype=np.float32),
+        "y_val": np.asarray(y_val, dtype=np.int64),
     }
     opt = SGD(net, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
     if lr_schedule == "onecycle":
@@ -456,12 +462,21 @@ def train_numpy(
     )
     solver.train()
     load_into_torch(net, model)
-    return {
-        "best_top1": solver.best_val_acc,
-        "final_top1": solver.val_acc_history[-1],
+    history = solver.val_acc_history
+    result = {
+        "best_top1": solver.best_val_acc if history else None,
+        "best_epoch": history.index(max(history)) + 1 if history else None,
+        "final_top1": history[-1] if history else None,
         "epochs": epochs,
         "seconds": solver.seconds,
         "images_per_second": solver.images_seen / max(solver.seconds, 1e-9),
         "val_top1": list(solver.val_acc_history),
         "loss": [float(np.mean(c)) for c in np.array_split(solver.loss_history, epochs)],
     }
+    if test is not None:
+        scores = solver.predict(np.ascontiguousarray(test[0], dtype=np.float32))
+        y = np.asarray(test[1], dtype=np.int64)
+        top5 = np.argsort(-scores, axis=1)[:, : min(5, scores.shape[1])]
+        result["test_top1"] = float(np.mean(scores.argmax(axis=1) == y)) if len(y) else None
+        result["test_top5"] = float(np.mean((top5 == y[:, None]).any(axis=1))) if len(y) else None
+    return result

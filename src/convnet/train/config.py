@@ -25,6 +25,19 @@ The values come from the notes (cs231n lecture 9 as translated in the seeds):
   momentum, batch 32, a one-cycle schedule peaking at 0.03 over 35 epochs, label smoothing 0.1
   and random shifts of up to 3 pixels; no flips (a flipped digit is another digit). Held-out
   top-1 98.5 / 98.6 / 98.7% for seeds 0 / 1 / 2 (2 threads).
+- Fine-tuning (the notes: "don't be a hero", take a net pretrained on ImageNet and fine-tune it
+  on your data; cs231n's transfer-learning notes): with ``--weights``, SGD momentum 0.9 at a
+  tenth of the from-scratch rate (1e-2), the pretrained layers at a tenth of that
+  (``lr_backbone_mult`` 0.1) so they move less than the fresh head, weight decay 1e-4, a short
+  cosine run. The notes' four cases, as flags over this recipe:
+
+  - small data, similar to ImageNet: ``--freeze all-but-head`` (a linear classifier on the CNN
+    codes; too little data to fine-tune without overfitting);
+  - large data, similar: the recipe as it is (fine-tune everything, gently);
+  - small data, different: freeze the early, generic layers (``--freeze conv1 --freeze bn1
+    --freeze layer1 --freeze layer2`` on a ResNet) and train the later ones and the head;
+  - large data, different: ``--lr-backbone-mult 1 --epochs 30`` (the pretrained weights are only
+    a starting point: fine-tune everything at the full rate, longer).
 """
 
 from __future__ import annotations
@@ -326,6 +339,47 @@ class TrainConfig:
     drop_last: bool = _f(
         True, "equal-size training batches (needed for exact multi-process averaging)"
     )
+    # validation: every choice is made on it, the test split is scored once at the end
+    val_split: float = _f(
+        0.1,
+        "share of each class of the training split held out for validation, which picks "
+        "best.pt and drives plateau schedules and early stopping (a data set's own val/ split "
+        "is used instead; 0: nothing is validated)",
+        range=_fraction("the rest is for training"),
+    )
+    early_stop: int = _f(
+        0,
+        "stop after N epochs without a better validation top-1 (0: off)",
+        units="epochs",
+        range=_at_least(0, "0 turns it off"),
+    )
+    # fine-tuning a pretrained net
+    weights: str | None = _f(
+        None,
+        "pretrained weights to start from: a torchvision, timm-style or convnet file "
+        "(.safetensors, or a .pt/.pth that loads with weights_only); a head whose class count "
+        "differs starts fresh",
+    )
+    freeze: tuple[str, ...] = _f(
+        (),
+        "keep the parameters under a module prefix fixed (e.g. features, layer1, or "
+        "all-but-head): no updates, no weight decay, batch-norm statistics frozen; repeatable",
+    )
+    lr_head: float = _f(
+        0.0,
+        "peak learning rate of the classifier head (0: --lr)",
+        range=_at_least(0, "0: the same as --lr"),
+    )
+    lr_backbone: float = _f(
+        0.0,
+        "peak learning rate of every layer but the head (0: --lr x --lr-backbone-mult)",
+        range=_at_least(0, "0: --lr x --lr-backbone-mult"),
+    )
+    lr_backbone_mult: float = _f(
+        1.0,
+        "the backbone's learning rate as a multiple of --lr (pretrained layers move less)",
+        range=_positive("a multiple of 0 is --freeze all-but-head"),
+    )
     progress: bool = _f(True, "progress bar and one line per epoch")
     # distributed
     nproc: int = _f(
@@ -344,6 +398,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
         self.milestones = tuple(float(m) for m in self.milestones)
+        self.freeze = (self.freeze,) if isinstance(self.freeze, str) else tuple(self.freeze)
         self.validate()
 
     def validate(self) -> None:
@@ -362,6 +417,12 @@ class TrainConfig:
                         raise ConfigError(f.name, repr(value), "must be a number")
                     if not doc.range.contains(v):
                         raise ConfigError(f.name, value, doc.range.rule())
+        if self.lr_backbone > 0 and self.lr_backbone_mult != 1.0:
+            raise ConfigError(
+                "lr_backbone",
+                self.lr_backbone,
+                f"give it or lr_backbone_mult ({self.lr_backbone_mult:g}), not both",
+            )
         if self.batch_size % self.nproc:
             raise ConfigError(
                 "batch_size",
@@ -484,6 +545,18 @@ RECIPES: dict[str, dict[str, Any]] = {
         epochs=20,
         crop_padding=2,  # random shifts of up to 2 pixels, done by the reference Solver
         eval_every=1,
+    ),
+    "finetune": dict(
+        optimizer="sgd",
+        momentum=0.9,
+        lr=1e-2,  # a tenth of training from scratch: the start is already good
+        lr_backbone_mult=0.1,  # the pretrained layers at 1e-3, the fresh head at 1e-2
+        schedule="cosine",
+        weight_decay=1e-4,
+        batch_size=64,
+        epochs=15,
+        crop_padding=4,
+        hflip=True,
     ),
 }
 

@@ -22,6 +22,7 @@ from ..errors import ConvnetError
 from ..models.outputs import as_logits, output_kind
 
 TTA = ("flip", "multicrop", "10crop")
+SPLITS = ("test", "val", "train")
 
 
 def main_logits(out: Any, kind: str = "scores") -> torch.Tensor:
@@ -188,19 +189,22 @@ def evaluate(
     checkpoints: str | os.PathLike | Sequence[str | os.PathLike],
     data: Any = None,
     *,
+    split: str = "test",
     tta: str | None = None,
     batch_size: int = 512,
     device: str = "auto",
     progress: bool = False,
     model: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate one checkpoint, or an ensemble of several, on a data set's test split.
+    """Evaluate one checkpoint, or an ensemble of several, on a split of a data set.
 
     ``data`` is a spec for ``convnet.data.load`` or a Dataset; ``None`` = the data the first
-    checkpoint was trained on. Returns ``n``, ``loss``, ``top1``, ``top5`` (percent),
-    ``per_class`` (class -> top-1 percent), ``classes``, ``confusion`` (rows: true class,
-    columns: predicted), ``models`` and ``tta``. ``model`` names the ``file.py:Name`` the
-    checkpoints were trained from (a checkpoint never imports it by itself).
+    checkpoint was trained on. ``split``: "test" (default), or "val" / "train" as the first
+    checkpoint's run split them (its recorded validation split, rebuilt by
+    :func:`convnet.data.splits.with_validation`). Returns ``n``, ``loss``, ``top1``, ``top5``
+    (percent), ``per_class`` (class -> top-1 percent), ``classes``, ``confusion`` (rows: true
+    class, columns: predicted), ``split``, ``models`` and ``tta``. ``model`` names the
+    ``file.py:Name`` the checkpoints were trained from (a checkpoint never imports it by itself).
     """
     from .checkpoint import load_checkpoint
     from .distributed import pick_device
@@ -218,6 +222,9 @@ def evaluate(
         from ..data import load
 
         data = load(data)
+    x, y = _split_of(data, split, loaded[0][1], paths[0])
+    if not len(y):
+        raise ConvnetError(f"the {split} split of {data.name} holds no images; score another")
     num_classes = len(data.classes)
     for (_, info), p in zip(loaded, paths):
         if info.get("num_classes") not in (None, num_classes):
@@ -233,7 +240,7 @@ def evaluate(
                 "(a mirrored digit is another digit); --tta multicrop leaves mirrors out",
                 stacklevel=2,
             )
-        loader, size = _loader(data.x_test, data.y_test, batch_size, info, data, dev, tta)
+        loader, size = _loader(x, y, batch_size, info, data, dev, tta)
         fill = -loader.mean * loader.inv_std
         probs = torch.cat(
             [
@@ -243,9 +250,9 @@ def evaluate(
         )
         total = probs if total is None else total + probs
     tally = Tally(num_classes, dev)
-    tally.add(total / len(loaded), data.y_test.to(dev))
+    tally.add(total / len(loaded), y.to(dev))
     result = tally.result(data.classes)
-    result.update(models=[str(p) for p in paths], tta=tta or "none")
+    result.update(split=split, models=[str(p) for p in paths], tta=tta or "none")
     return result
 
 
@@ -284,3 +291,33 @@ def _loader(
         resize=resize,
     )
     return loader, (int(hw[0]), int(hw[1]))
+
+
+def _split_of(
+    data: Any, split: str, info: dict[str, Any], path: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) of ``split`` as the checkpoint's run made its three splits."""
+    if split not in SPLITS:
+        raise ConvnetError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    if split == "test":
+        return data.x_test, data.y_test
+    from ..data.splits import with_validation
+
+    record = info.get("split")
+    if not isinstance(record, dict) or record.get("source") not in ("data", "train", "none"):
+        raise ConvnetError(
+            f"{path} records no validation split (trained before runs kept one); score --split test"
+        )
+    if split == "val" and record["source"] == "none":
+        raise ConvnetError(f"{path}: its run validated nothing (--val-split 0); use --split test")
+    try:
+        fraction, seed = float(record.get("fraction", 0.0)), int(record.get("seed", 0))
+    except (TypeError, ValueError):
+        raise ConvnetError(f"{path}: its split record is damaged; use --split test") from None
+    if record["source"] == "data" and data.x_val is None:
+        raise ConvnetError(
+            f"{path} validated on its data's own val split, which {data.name} lacks; "
+            "give that data set with --data, or use --split test"
+        )
+    data, _ = with_validation(data, fraction, seed)
+    return (data.x_val, data.y_val) if split == "val" else (data.x_train, data.y_train)

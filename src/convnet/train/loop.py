@@ -1,9 +1,14 @@
 """The training loop: ``fit(model, data, config)``. ``_run`` reads top to bottom:
 
-set up (data, model, loaders, optimizer, schedule) -> resume -> for each epoch: for each batch:
-``train_step`` (forward under autocast, loss with auxiliary heads, backward, clip, step, EMA); a
-checkpoint every N steps and at a SIGTERM -> end of epoch (evaluate, record, save best and last)
--> finish (result.json, confusion.json, curves).
+set up (three splits, model, pretrained weights, frozen layers, loaders, optimizer, schedule)
+-> resume -> for each epoch: for each batch: ``train_step`` (forward under autocast, loss with
+auxiliary heads, backward, clip, step, EMA); a checkpoint every N steps and at a SIGTERM -> end
+of epoch (validate, record, save best and last; stop early when validation stopped improving)
+-> finish (score the test split once, on the best checkpoint; result.json, confusion.json,
+curves).
+
+Every choice is made on the validation split (``convnet.data.splits``): best.pt, the plateau
+schedule, early stopping. The test split is looked at once, at the end.
 
 Around it: ``fit`` claims the run folder (one run per folder) and either trains in this process,
 joins a torchrun process group, or spawns ``nproc`` processes (``distributed``).
@@ -11,6 +16,8 @@ joins a torchrun process group, or spawns ``nproc`` processes (``distributed``).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import os
 import time
@@ -23,13 +30,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..data.splits import SplitInfo, with_validation
 from ..errors import ConvnetError, TrainingError
 from ..io import atomic_write_text
+from ..models import LoadReport, load_weights_report
 from ..models.outputs import AuxOutputs, output_kind
 from . import distributed as D
 from .checkpoint import read_checkpoint, restore_training_state, save_training_checkpoint
 from .config import TrainConfig
 from .evaluate import main_logits, main_output, validate
+from .finetune import Frozen, freeze, group_rates
 from .loader import Augment, Loader
 from .metrics import EpochBar, EpochSums, RunLog, print_epoch, print_report
 from .optim import EMA, LRSchedule, build_optimizer
@@ -47,6 +57,8 @@ _RESUME_FIXED = (
     "ema",
     "drop_last",
     "nproc",
+    "val_split",  # another split trains and validates on other images
+    "freeze",  # the optimizer's groups hold the trainable parameters
 )
 # settings that do not change what is computed
 _RESUME_FREE = (
@@ -57,6 +69,7 @@ _RESUME_FREE = (
     "dist_timeout",
     "eval_batch_size",
     "checkpoint_every",
+    "weights",  # read only when a run starts; a resumed one continues from its checkpoint
 )
 
 
@@ -99,9 +112,18 @@ def fit(
     **overrides: Any,
 ) -> dict[str, Any]:
     """Train ``model`` (a module, a zoo name, a pattern-language line or ``file.py:Name``) on
-    ``data`` (a Dataset or a ``convnet.data.load`` spec) and return the result: ``best_top1``,
-    ``final_top1``, ``final_top5``, ``epochs``, ``seconds``, ``images_per_second``, ``per_class``,
-    ``confusion``, ``out``, ``status`` ("done" or "terminated").
+    ``data`` (a Dataset or a ``convnet.data.load`` spec) and return the result (result.json's
+    keys, plus the test split's ``per_class`` and ``confusion``):
+
+    - ``val_top1``: validation top-1 (percent) of the kept checkpoint, best.pt, the epoch
+      ``best_epoch`` with the best validation top-1 (None when nothing is validated);
+    - ``test_top1``, ``test_top5``, ``test_loss``: the test split, scored once at the end on that
+      checkpoint (``checkpoint`` "best"), or on the last weights when nothing is validated
+      (``checkpoint`` "last");
+    - ``last_val_top1``: validation top-1 of the last evaluation;
+    - ``split``: where the validation split came from and the three sizes;
+    - ``epochs``, ``steps``, ``stopped_early``, ``seconds``, ``wall_seconds``,
+      ``images_per_second``, ``world_size``, ``out``, ``status`` ("done" or "terminated").
 
     ``config.out`` is the run folder: a new run needs it new or empty; ``resume`` continues the
     run in it (or finishes one killed after its last checkpoint); ``force`` moves what is there
@@ -198,10 +220,15 @@ class Run:
     autocast: Any
     kind: str  # output_kind: a model ending in a softmax trains on log p
     loader: Loader
-    val_loader: Loader
+    val_loader: Loader | None  # None: nothing is validated (--val-split 0)
+    test_loader: Loader
+    split: SplitInfo
+    frozen: Frozen  # parameters and batch-norm layers --freeze keeps fixed
+    loaded: LoadReport | None  # what --weights loaded (None: no file, or a resumed run)
     progress: Progress
     guard: FiniteGuard
     log: RunLog | None = None
+    best_state: dict[str, torch.Tensor] | None = None  # the evaluated weights of best.pt (CPU)
 
 
 def _run(
@@ -218,20 +245,23 @@ def _run(
         from ..data import load
 
         data = load(data)
-    run = _setup(model, data, cfg, d, device)
+    data, split = with_validation(data, cfg.val_split)
+    run = _setup(model, data, split, cfg, d, device, resume)
     if resume and run.out is not None:
         _resume(run)
     if run.out is not None and d.is_main:
         atomic_write_text(run.out / "config.json", json.dumps(run.config, indent=2) + "\n")
     run.log = RunLog(run.out if d.is_main else None, resume=resume)
     run.log.truncate(run.progress.epoch)
-    _announce(run, data, device)
+    _announce(run, device)
     sync_every = 1 if device.type == "cpu" and not d.enabled else 20
     p, n_batches = run.progress, len(run.loader)
     final: dict[str, Any] = {}
     stopping = False
     for epoch in range(p.epoch, cfg.epochs):
-        run.model.train()
+        if _stop_early(run):
+            break
+        run.frozen.train_mode(run.model)  # frozen batch-norm layers stay in eval mode
         sums = EpochSums(p.loss_sum, p.correct, device)
         bar = EpochBar(d.is_main and cfg.progress, epoch, cfg.epochs, n_batches, p.step_in_epoch)
         t_epoch = time.perf_counter() - p.epoch_seconds
@@ -269,10 +299,18 @@ def _augment(cfg: TrainConfig, x_train: torch.Tensor) -> Augment:
     return Augment(cfg.crop_padding, cfg.hflip, cfg.cutout, cfg.pca_jitter, pca)
 
 
-def _setup(model: Any, data: Any, cfg: TrainConfig, d: D.Dist, device: torch.device) -> Run:
-    """Build the model for the data and everything that trains it; nothing is read or written."""
-    torch.manual_seed(cfg.seed)
-    model, spec = prepare_model(model, data)
+def _setup(
+    model: Any,
+    data: Any,
+    split: SplitInfo,
+    cfg: TrainConfig,
+    d: D.Dist,
+    device: torch.device,
+    resume: bool = False,
+) -> Run:
+    """Build the model for the data and everything that trains it; nothing is written (the
+    pretrained weights are read, unless the run resumes from its own checkpoint)."""
+    model, spec, frozen, loaded = _prepare_model(model, data, split, cfg, resume)
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -296,7 +334,12 @@ def _setup(model: Any, data: Any, cfg: TrainConfig, d: D.Dist, device: torch.dev
         drop_last=cfg.drop_last,
         **common,
     )
-    val_loader = Loader(data.x_test, data.y_test, cfg.eval_batch_size, train=False, **common)
+    val_loader = (
+        Loader(data.x_val, data.y_val, cfg.eval_batch_size, train=False, **common)
+        if split.val
+        else None
+    )
+    test_loader = Loader(data.x_test, data.y_test, cfg.eval_batch_size, train=False, **common)
     if len(loader) == 0:
         raise ConvnetError(
             f"batch {cfg.batch_size} is larger than the {data.x_train.shape[0]} training images"
@@ -325,9 +368,32 @@ def _setup(model: Any, data: Any, cfg: TrainConfig, d: D.Dist, device: torch.dev
         kind=output_kind(model),
         loader=loader,
         val_loader=val_loader,
+        test_loader=test_loader,
+        split=split,
+        frozen=frozen,
+        loaded=loaded,
         progress=Progress(),
         guard=FiniteGuard(device, d, out),
     )
+
+
+def _prepare_model(
+    model: Any, data: Any, split: SplitInfo, cfg: TrainConfig, resume: bool
+) -> tuple[nn.Module, RunSpec, Frozen, LoadReport | None]:
+    """The model built for the data (seeded), its pretrained weights loaded (``cfg.weights``;
+    not when resuming: the checkpoint holds newer ones) and its ``cfg.freeze`` layers fixed;
+    the run's spec, with the split; and what was frozen and loaded."""
+    if split.val == 0 and (cfg.schedule == "plateau" or cfg.early_stop > 0):
+        what = "the plateau schedule" if cfg.schedule == "plateau" else "--early-stop"
+        raise ConvnetError(
+            f"{what} follows the validation top-1, but nothing is validated (--val-split 0); "
+            "give --val-split > 0 (e.g. 0.1) or another --schedule"
+        )
+    torch.manual_seed(cfg.seed)
+    model, spec = prepare_model(model, data)
+    loaded = load_weights_report(model, cfg.weights) if cfg.weights and not resume else None
+    frozen = freeze(model, cfg.freeze)
+    return model, dataclasses.replace(spec, split=split.to_dict()), frozen, loaded
 
 
 def train_step(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -382,9 +448,9 @@ def _checkpoint_mid_epoch(run: Run, sums: EpochSums, t_epoch: float) -> None:
 
 
 def _end_epoch(run: Run, epoch: int, sums: EpochSums, t_epoch: float) -> dict[str, Any]:
-    """The epoch is complete: evaluate (when due), record it, save best.pt (when it improved)
-    and last.pt, in that order, so a kill between any two leaves a state --resume can finish.
-    Returns the evaluation (empty when none was due)."""
+    """The epoch is complete: validate (when due), record it, save best.pt (when validation
+    improved) and last.pt, in that order, so a kill between any two leaves a state --resume can
+    finish. Returns the validation (empty when none was due or nothing is validated)."""
     p, cfg, d = run.progress, run.cfg, run.d
     train_seconds = time.perf_counter() - t_epoch
     images = p.count * d.world
@@ -393,22 +459,27 @@ def _end_epoch(run: Run, epoch: int, sums: EpochSums, t_epoch: float) -> dict[st
     record = {
         "epoch": epoch + 1,
         "step": p.global_step,
-        "lr": run.optimizer.param_groups[0]["lr"],
+        "lr": _head_lr(run.optimizer),
         "train_loss": float(D.all_sum(sums.loss, d)) / max(1, images),
         "train_top1": 100.0 * float(D.all_sum(sums.correct, d)) / max(1, images),
         "seconds": train_seconds,
         "images_per_second": images / max(train_seconds, 1e-9),
     }
     final: dict[str, Any] = {}
-    if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-        final = _evaluate(run)
+    due = (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs
+    if due and run.val_loader is not None:
+        final = _evaluate(run, run.val_loader)
         record.update(val_loss=final["loss"], val_top1=final["top1"], val_top5=final["top5"])
         run.schedule.epoch_end(final["top1"])
     p.next_epoch()
     p.seconds += time.perf_counter() - t_epoch
     improved = record.get("val_top1") is not None and record["val_top1"] > p.best_top1
     if improved:
-        p.best_top1 = record["val_top1"]
+        p.best_top1, p.best_epoch = record["val_top1"], epoch + 1
+        evaluated = run.ema.module if run.ema is not None else run.model
+        run.best_state = {
+            k: v.detach().to("cpu", copy=True) for k, v in evaluated.state_dict().items()
+        }
     if d.is_main:
         run.log.append(record)
         if cfg.progress:
@@ -419,25 +490,76 @@ def _end_epoch(run: Run, epoch: int, sums: EpochSums, t_epoch: float) -> dict[st
     return final
 
 
-def _evaluate(run: Run) -> dict[str, Any]:
-    """Top-1/top-5, loss, per-class accuracy and confusion on the held-out split (EMA weights
-    when the run keeps them)."""
+def _head_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The learning rate a record shows: the head's group's (``--lr`` unless ``--lr-head``)."""
+    groups = optimizer.param_groups
+    return next((g["lr"] for g in groups if g.get("name") == "head"), groups[0]["lr"])
+
+
+def _early_stop_due(run: Run) -> bool:
+    """Whether ``--early-stop N`` epochs have passed since the best validation top-1."""
+    p, n = run.progress, run.cfg.early_stop
+    return n > 0 and p.best_epoch > 0 and p.epoch - p.best_epoch >= n
+
+
+def _stop_early(run: Run) -> bool:
+    """:func:`_early_stop_due`, saying so when it ends the run."""
+    p, n = run.progress, run.cfg.early_stop
+    if not _early_stop_due(run):
+        return False
+    if run.d.is_main and run.cfg.progress:
+        print(
+            f"early stop after epoch {p.epoch}: no better validation top-1 in {n} epoch(s) "
+            f"(best {p.best_top1:.2f}% at epoch {p.best_epoch})",
+            flush=True,
+        )
+    return True
+
+
+def _evaluate(run: Run, loader: Loader, weights: dict[str, torch.Tensor] | None = None) -> dict:
+    """Top-1/top-5, loss, per-class accuracy and confusion on ``loader``'s split, with the
+    evaluated weights (the EMA's when the run keeps one), or a copy of that module holding
+    ``weights`` (the best checkpoint's)."""
     model = run.ema.module if run.ema is not None else run.model
-    return validate(model, run.val_loader, run.spec.classes, run.autocast)
+    if weights is not None:
+        model = copy.deepcopy(model)
+        model.load_state_dict(weights)
+    return validate(model, loader, run.spec.classes, run.autocast)
+
+
+def _best_weights(run: Run) -> dict[str, torch.Tensor] | None:
+    """The evaluated weights of best.pt: kept in memory since it was saved, or read back from
+    the run folder (a resumed run that has not improved since); None when there is none."""
+    if run.best_state is not None or run.out is None or not (run.out / "best.pt").is_file():
+        return run.best_state
+    state = read_checkpoint(run.out / "best.pt")
+    ema = state.get("ema") if run.ema is not None else None
+    return ema["weights"] if isinstance(ema, dict) else state["model"]
 
 
 def _finish(run: Run, final: dict[str, Any], status: str, t_start: float) -> dict[str, Any]:
-    """Write result.json, confusion.json and the curves (rank 0); report; return the result."""
+    """Score the test split once (the best checkpoint, or the last weights when nothing is
+    validated), write result.json, confusion.json (the test split's) and the curves (rank 0),
+    report, and return the result."""
     p, d, out = run.progress, run.d, run.out
-    if status == "done" and not final:  # resumed after the last checkpoint: evaluate what it holds
-        final = _evaluate(run)
+    test: dict[str, Any] = {}
+    if status == "done":
+        if not final and run.val_loader is not None:  # resumed after the last checkpoint
+            final = _evaluate(run, run.val_loader)
+        best = _best_weights(run)
+        test = _evaluate(run, run.test_loader, best)
     result = {
-        "best_top1": p.best_top1 if p.best_top1 >= 0 else None,
-        "final_top1": final.get("top1"),
-        "final_top5": final.get("top5"),
-        "final_loss": final.get("loss"),
+        "val_top1": p.best_top1 if p.best_top1 >= 0 else None,
+        "best_epoch": p.best_epoch or None,
+        "test_top1": test.get("top1"),
+        "test_top5": test.get("top5"),
+        "test_loss": test.get("loss"),
+        "checkpoint": ("best" if p.best_epoch else "last") if test else None,
+        "last_val_top1": final.get("top1"),
+        "split": run.split.to_dict(),
         "epochs": p.epoch,
         "steps": p.global_step,
+        "stopped_early": status == "done" and p.epoch < run.cfg.epochs,
         "seconds": round(p.seconds, 3),
         "wall_seconds": round(time.perf_counter() - t_start, 3),
         "images_per_second": round(p.train_images / max(p.train_seconds, 1e-9), 1),
@@ -446,21 +568,22 @@ def _finish(run: Run, final: dict[str, Any], status: str, t_start: float) -> dic
         "world_size": d.world,
     }
     if d.is_main and out is not None:
-        if final:
+        if test:
             keys = ("classes", "per_class", "confusion", "top1", "top5", "n")
-            confusion = json.dumps({k: final[k] for k in keys}, indent=1) + "\n"
-            atomic_write_text(out / "confusion.json", confusion)
+            scored = {"split": "test", "checkpoint": result["checkpoint"]}
+            text = json.dumps({**scored, **{k: test[k] for k in keys}}, indent=1) + "\n"
+            atomic_write_text(out / "confusion.json", text)
         atomic_write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
         run.log.plot()
-    if d.is_main and run.cfg.progress and status == "done" and final:
-        print_report(result, final)
+    if d.is_main and run.cfg.progress and test:
+        print_report(result, test)
     if status == "terminated" and d.is_main:
         saved = out / "last.pt" if out else "nothing"
         print(
             f"stopped by SIGTERM at step {p.global_step}; saved {saved}; continue with --resume",
             flush=True,
         )
-    result.update(per_class=final.get("per_class"), confusion=final.get("confusion"))
+    result.update(per_class=test.get("per_class"), confusion=test.get("confusion"))
     return result
 
 
@@ -496,6 +619,11 @@ def _resume(run: Run) -> None:
         raise ConvnetError(
             f"{out} has already trained its {p.epoch} epochs; pass a larger --epochs to "
             "train it further"
+        )
+    if _early_stop_due(run) and _finished(out, p):
+        raise ConvnetError(
+            f"{out} stopped early after epoch {p.epoch} (no better validation top-1 since epoch "
+            f"{p.best_epoch}); pass a larger --early-stop, or 0, to train it further"
         )
 
 
@@ -549,8 +677,10 @@ def _check_resume(
         )
 
 
-def _announce(run: Run, data: Any, device: torch.device) -> None:
-    """One line: model, parameters, data, device, precision, processes, recipe, run folder."""
+def _announce(run: Run, device: torch.device) -> None:
+    """One line: model, parameters, data and its three splits, device, precision, processes,
+    recipe, run folder; then, where they apply, what --weights loaded, what --freeze fixed, the
+    head's and backbone's rates, and that nothing is validated."""
     if not (run.d.is_main and run.cfg.progress):
         return
     cfg, spec = run.cfg, run.spec
@@ -558,11 +688,24 @@ def _announce(run: Run, data: Any, device: torch.device) -> None:
     precision = "bf16" if isinstance(run.autocast, torch.autocast) else "fp32"
     print(
         f"{spec.model or type(run.model).__name__} ({n_params:,} parameters) on {spec.data} "
-        f"({data.x_train.shape[0]:,} train / {data.x_test.shape[0]:,} held out), {device.type} "
+        f"({run.split.describe()}), {device.type} "
         f"{precision} x {run.d.world} process(es): {cfg.optimizer} lr {cfg.lr:g} {cfg.schedule}, "
         f"batch {cfg.batch_size}, {cfg.epochs} epochs" + (f" -> {run.out}" if run.out else ""),
         flush=True,
     )
+    if run.loaded is not None:
+        print(f"weights: {run.loaded.describe()}", flush=True)
+    if run.frozen.parameters:
+        print(run.frozen.describe(cfg.freeze), flush=True)
+    rates = group_rates(cfg)
+    if rates["head"] != rates["backbone"]:
+        print(f"learning rates: head {rates['head']:g}, backbone {rates['backbone']:g}", flush=True)
+    if run.val_loader is None:
+        print(
+            "nothing is validated (--val-split 0): no best.pt, no choice on held-out data; the "
+            "test split is scored once, at the end, with the last epoch's weights",
+            flush=True,
+        )
 
 
 class FiniteGuard:

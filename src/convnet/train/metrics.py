@@ -140,15 +140,24 @@ def print_epoch(record: dict[str, Any], epochs: int) -> None:
     print("  ".join(parts), flush=True)
 
 
+def report_line(result: dict[str, Any]) -> str:
+    """Validation and test in one line: 'validation top-1 98.50% (epoch 7, best.pt)  test
+    top-1 98.10%  top-5 99.90%', or 'nothing validated; test top-1 ... (last epoch's weights)'."""
+    test = f"test top-1 {result['test_top1']:.2f}%  top-5 {result['test_top5']:.2f}%"
+    if result.get("val_top1") is None:
+        return f"nothing validated; {test} (the last epoch's weights)"
+    return f"validation top-1 {result['val_top1']:.2f}% (epoch {result['best_epoch']}, best.pt)  {test}"
+
+
 def print_report(result: dict[str, Any], final: dict[str, Any]) -> None:
-    """The final report: best and last top-1, top-5, per-class accuracy and the confusion matrix."""
+    """The final report: the kept checkpoint's validation top-1 and its test top-1 and top-5,
+    then the test split's per-class accuracy and confusion matrix (``final``)."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console(highlight=False)
     console.print(
-        f"best top-1 {result['best_top1']:.2f}%  final top-1 {result['final_top1']:.2f}%  "
-        f"top-5 {result['final_top5']:.2f}%  ({final['n']} held-out images, {result['epochs']} epochs, "
+        f"{report_line(result)}  ({final['n']} test images, {result['epochs']} epochs, "
         f"{result['seconds']:.1f} s, {result['images_per_second']:,.0f} img/s)",
         soft_wrap=True,
     )
@@ -157,7 +166,9 @@ def print_report(result: dict[str, Any], final: dict[str, Any]) -> None:
         worst = sorted((v, c) for c, v in final["per_class"].items() if v is not None)[:10]
         console.print("lowest per-class top-1: " + ", ".join(f"{c} {v:.1f}%" for v, c in worst))
         return
-    table = Table(title="confusion matrix (rows: true class, columns: predicted)", show_lines=False)
+    table = Table(
+        title="test confusion matrix (rows: true class, columns: predicted)", show_lines=False
+    )
     table.add_column("class")
     table.add_column("top-1", justify="right")
     for c in classes:

@@ -4,10 +4,13 @@ The reference engine runs every layer from scratch (im2col convolution, pooling 
 backprop as convolution with flipped filters); this module only turns the data into the float
 arrays it takes and writes the run folder the way the PyTorch loop does (config.json, result.json,
 best.pt), with the same run spec, the same learning-rate curve and the same claim on the folder.
+It follows the loop's rule on splits: the best epoch is chosen on the validation split
+(``convnet.data.splits``, ``--val-split``), and the test split is scored once, at the end.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -15,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.splits import with_validation
 from ..errors import ConvnetError
 from ..io import atomic_write_text
 from .config import TrainConfig
@@ -23,14 +27,21 @@ from .run_folder import claim_run_folder
 
 
 def as_arrays(data: Any, input_size: tuple[int, int, int]) -> tuple[np.ndarray, ...]:
-    """float32 normalized (N, C, H, W) train/test arrays at the model's input size, int64 labels."""
+    """float32 normalized (N, C, H, W) arrays at the model's input size and int64 labels of the
+    train, validation (when ``data`` has one) and test splits: (x_train, y_train[, x_val,
+    y_val], x_test, y_test)."""
     from .loader import Loader
 
     out = []
-    for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test)):
+    splits = [(data.x_train, data.y_train), (data.x_test, data.y_test)]
+    if data.x_val is not None:
+        splits.insert(1, (data.x_val, data.y_val))
+    for x, y in splits:
         loader = Loader(x, y, 1024, input_size, data.mean, data.std, train=False)
         xs = [xb.numpy() for _, xb, _ in loader.batches(0)]
-        out += [np.concatenate(xs).astype(np.float32), y.numpy().astype(np.int64)]
+        c, h, w = input_size
+        empty = np.zeros((0, c, h, w), np.float32)
+        out += [np.concatenate(xs).astype(np.float32) if xs else empty, y.numpy().astype(np.int64)]
     return tuple(out)
 
 
@@ -40,6 +51,13 @@ def train_with_numpy(
     """Train ``model_spec`` on ``data`` with the reference engine; write and return result.json's
     dict. The run folder is claimed as the PyTorch loop claims it (``force`` moves what is there
     aside); the learning rate follows the same curve (:func:`~convnet.train.optim.lr_factor`)."""
+    tuned = [f for f in ("weights", "freeze", "lr_head", "lr_backbone") if getattr(cfg, f)]
+    if tuned or cfg.lr_backbone_mult != 1.0:
+        flag = "--" + (tuned[0] if tuned else "lr_backbone_mult").replace("_", "-")
+        raise ConvnetError(
+            f"{flag}: the NumPy engine trains every layer from scratch at one rate; fine-tune "
+            "with --engine torch"
+        )
     try:
         from ..reference.torch_bridge import train_numpy
     except ImportError as e:
@@ -56,9 +74,19 @@ def _train(train_numpy, model_spec: str, data: Any, cfg: TrainConfig, out: Path 
     from .checkpoint import save_checkpoint
     from .optim import lr_factor
 
+    data, split = with_validation(data, cfg.val_split)
     torch.manual_seed(cfg.seed)
     model, spec = prepare_model(model_spec, data)
-    x_train, y_train, x_test, y_test = as_arrays(data, spec.input_size)
+    spec = dataclasses.replace(spec, split=split.to_dict())
+    x_train, y_train, x_val, y_val, x_test, y_test = as_arrays(data, spec.input_size)
+    if cfg.progress:
+        print(f"{spec.model} on {spec.data} ({split.describe()}), NumPy engine", flush=True)
+        if not split.val:
+            print(
+                "nothing is validated (--val-split 0): the test split is scored once, at the "
+                "end, with the last epoch's weights",
+                flush=True,
+            )
     resolved = {"model": spec.model, "data": spec.data, "engine": "numpy", **cfg.to_dict()}
     if out is not None:
         atomic_write_text(out / "config.json", json.dumps(resolved, indent=2) + "\n")
@@ -75,8 +103,8 @@ def _train(train_numpy, model_spec: str, data: Any, cfg: TrainConfig, out: Path 
         model,
         x_train,
         y_train,
-        x_test,
-        y_test,
+        x_val,
+        y_val,
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         lr=cfg.lr,
@@ -87,12 +115,21 @@ def _train(train_numpy, model_spec: str, data: Any, cfg: TrainConfig, out: Path 
         seed=cfg.seed,
         progress=cfg.progress,
         augment=augment,
+        test=(x_test, y_test),
     )
     seconds = time.perf_counter() - t0
-    # train_numpy reports accuracies as fractions
-    result = {
-        "best_top1": 100.0 * float(raw["best_top1"]),
-        "final_top1": 100.0 * float(raw["final_top1"]),
+
+    def percent(key: str) -> float | None:  # train_numpy reports accuracies as fractions
+        return None if raw.get(key) is None else 100.0 * float(raw[key])
+
+    result = {  # the PyTorch loop's result.json keys (see convnet.train.fit)
+        "val_top1": percent("best_top1"),
+        "best_epoch": raw["best_epoch"],
+        "test_top1": percent("test_top1"),
+        "test_top5": percent("test_top5"),
+        "checkpoint": "best" if raw["best_epoch"] else "last",
+        "last_val_top1": percent("final_top1"),
+        "split": split.to_dict(),
         "epochs": int(raw.get("epochs", cfg.epochs)),
         "seconds": round(seconds, 3),
         "images_per_second": round(float(raw.get("images_per_second", 0.0)), 1),
@@ -104,7 +141,8 @@ def _train(train_numpy, model_spec: str, data: Any, cfg: TrainConfig, out: Path 
         progress = Progress(
             epoch=result["epochs"],
             global_step=result["epochs"] * steps_per_epoch,
-            best_top1=result["best_top1"],
+            best_top1=result["val_top1"] if result["val_top1"] is not None else -1.0,
+            best_epoch=result["best_epoch"] or 0,
         )
         state = {
             "model": model.state_dict(),
@@ -112,6 +150,7 @@ def _train(train_numpy, model_spec: str, data: Any, cfg: TrainConfig, out: Path 
             "config": resolved,
             "progress": progress.state_dict(),
         }
-        save_checkpoint(out / "best.pt", state)  # train_numpy leaves the best epoch's weights
+        # train_numpy leaves the best epoch's weights (the last when nothing is validated)
+        save_checkpoint(out / ("best.pt" if raw["best_epoch"] else "last.pt"), state)
         atomic_write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
     return result

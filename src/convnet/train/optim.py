@@ -14,25 +14,51 @@ import torch.nn as nn
 
 from ..errors import TrainingError
 from .config import TrainConfig
+from .finetune import group_rates, head_parameters
 
 _FLOAT32_MAX = 3.4028234663852886e38
 
 
-def param_groups(model: nn.Module, weight_decay: float, no_decay_bn_bias: bool) -> list[dict]:
-    """One group, or two when 1-d parameters (BN/LN weights, biases) are exempt from decay.
+def param_groups(
+    model: nn.Module,
+    weight_decay: float,
+    no_decay_bn_bias: bool,
+    rates: dict[str, float] | None = None,
+    head: set[str] | frozenset[str] = frozenset(),
+) -> list[dict]:
+    """The trainable parameters (``requires_grad``; frozen ones are in no group, so they get
+    neither updates nor weight decay) in groups: the head's (parameter names in ``head``) first,
+    then the rest's ("backbone"), each at its own ``rates[name]`` when given; each split in two
+    when 1-d parameters (BN/LN weights, biases) are exempt from decay. Empty groups are left out;
+    every group has a ``name``: "head", "backbone", "head-no-decay", "backbone-no-decay".
 
     Decaying a BN scale only shrinks it against the next layer's weights, so many recipes skip it.
     """
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not no_decay_bn_bias:
-        return [{"params": params, "weight_decay": weight_decay}]
-    decay = [p for p in params if p.ndim > 1]
-    other = [p for p in params if p.ndim <= 1]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = []
+    for part in ("head", "backbone"):
+        params = [p for n, p in named if (n in head) == (part == "head")]
+        split = (
+            [(part + "-no-decay", [p for p in params if p.ndim <= 1], 0.0)]
+            if no_decay_bn_bias
+            else []
+        )
+        decayed = [p for p in params if p.ndim > 1] if no_decay_bn_bias else params
+        for name, ps, wd in [(part, decayed, weight_decay), *split]:
+            if ps:
+                g = {"name": name, "params": ps, "weight_decay": wd}
+                if rates is not None:
+                    g["lr"] = rates[part]
+                groups.append(g)
+    return groups
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg.weight_decay, cfg.no_decay_bn_bias)
+    """SGD (momentum, Nesterov) or AdamW over :func:`param_groups`: the head at ``lr_head`` and
+    the rest at ``lr_backbone`` (:func:`~convnet.train.finetune.group_rates`)."""
+    groups = param_groups(
+        model, cfg.weight_decay, cfg.no_decay_bn_bias, group_rates(cfg), head_parameters(model)
+    )
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
             groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0
@@ -159,7 +185,8 @@ def _onecycle(step: int, total: int, pct: float, div: float, final_div: float) -
 class EMA:
     """Exponential moving average of the weights: ``ema = d * ema + (1 - d) * w`` after each step.
 
-    Buffers (BN running statistics) are copied, not averaged. The decay is warmed up as
+    Buffers (BN running statistics) and frozen parameters are copied, not averaged (an average
+    of equal values can still round away from them). The decay is warmed up as
     ``min(d, (1 + n) / (10 + n))`` so early averages are not dominated by the random init.
     """
 
@@ -167,7 +194,7 @@ class EMA:
         self.decay = decay
         self.updates = 0
         self.module = _clone(model)
-        self._params = {n for n, _ in model.named_parameters()}
+        self._params = {n for n, p in model.named_parameters() if p.requires_grad}
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:

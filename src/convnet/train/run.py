@@ -31,6 +31,7 @@ class RunSpec:
     mean: tuple[float, ...]  # per channel, pixels scaled to [0, 1]
     std: tuple[float, ...]
     source: dict[str, Any] | None = None  # file.py:Name models: path, sha256, name
+    split: dict[str, Any] | None = None  # data.splits.SplitInfo: where validation came from, sizes
 
     @property
     def num_classes(self) -> int:
@@ -42,7 +43,7 @@ class RunSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """The checkpoint's ``spec``: model, num_classes, in_chans, input_size, data_size,
-        classes, mean, std, source and data (lists, not tuples, as JSON would hold them)."""
+        classes, mean, std, source, data and split (lists, not tuples, as JSON would hold them)."""
         return {
             "model": self.model,
             "num_classes": self.num_classes,
@@ -54,6 +55,7 @@ class RunSpec:
             "std": list(self.std),
             "source": self.source,
             "data": self.data,
+            "split": self.split,
         }
 
 
@@ -65,6 +67,7 @@ class Progress:
     step_in_epoch: int = 0  # steps done in the current epoch
     global_step: int = 0  # optimizer steps done since the start
     best_top1: float = -1.0  # best validation top-1 so far (percent); -1 before any
+    best_epoch: int = 0  # the epoch (1-based) that scored it, saved as best.pt; 0 before any
     seconds: float = 0.0  # wall time of the completed epochs, training and evaluation
     train_seconds: float = 0.0  # of which training
     train_images: int = 0  # images trained on in the completed epochs, all processes

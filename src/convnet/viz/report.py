@@ -63,9 +63,11 @@ def build_report(
     run = Path(run)
     if not run.is_dir():
         raise ConvnetError(f"run folder not found: {run} (give runs/NAME as the trainer wrote it)")
-    if not any((run / f).is_file() for f in ("config.json", "metrics.jsonl", "best.pt", "last.pt")):
+    held = ("config.json", "metrics.jsonl", "best.pt", "last.pt", "leaderboard.json")
+    if not any((run / f).is_file() for f in held):
         raise ConvnetError(
-            f"{run} is not a run folder: it has no config.json, metrics.jsonl or checkpoint"
+            f"{run} is not a run folder: it has no config.json, metrics.jsonl or checkpoint "
+            "(nor a search's leaderboard.json)"
         )
     page = render_report(run, images=images, dpi=dpi, model=model)
     out = Path(output) if output is not None else run / "report.html"
@@ -109,9 +111,14 @@ def render_report(run: Path, *, images: int = 3, dpi: int = 100, model: str | No
                 f"Test set, {conf.get('n', int(np.sum(conf['confusion'])))} images; rows true class, columns predicted.",
             ),
         ]
+    if (run / "compare" / "compare.json").is_file():  # `convnet compare RUN ...` wrote it
+        body += comparison_section(run / "compare")
+    searched = (run / "leaderboard.json").is_file()  # `convnet search --out RUN` wrote it
+    if searched:
+        body += search_section(run)
     if loaded is not None:
         body += _learned(loaded, config, images, dpi)
-    elif why:
+    elif why and not searched:
         body.append(f"<p class='note'>No filters or activation maps: {_e(why)}</p>")
     return (
         "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
@@ -148,14 +155,18 @@ def _subtitle(run: Path, config: dict | None) -> str:
 
 def _cards(result: dict | None, conf: dict | None) -> str:
     src = dict(result or {})
-    if conf:
-        src.setdefault("final_top1", conf.get("top1"))
-        src.setdefault("final_top5", conf.get("top5"))
+    if conf and conf.get("split") == "test":  # confusion.json scores the test split
+        src.setdefault("test_top1", conf.get("top1"))
+        src.setdefault("test_top5", conf.get("top5"))
     items = [
-        ("final_top1", "test top-1", "{:.2f}%"),
-        ("final_top5", "test top-5", "{:.2f}%"),
-        ("best_top1", "best val top-1", "{:.2f}%"),
-        ("final_loss", "test loss", "{:.4f}"),
+        ("val_top1", "validation top-1 (best.pt)", "{:.2f}%"),
+        ("best_epoch", "best epoch", "{}"),
+        ("test_top1", "test top-1", "{:.2f}%"),
+        ("test_top5", "test top-5", "{:.2f}%"),
+        ("test_loss", "test loss", "{:.4f}"),
+        # runs from before the three splits chose their best epoch on the held-out split
+        ("best_top1", "best held-out top-1 (older run: chosen on it)", "{:.2f}%"),
+        ("final_top1", "last held-out top-1 (older run)", "{:.2f}%"),
         ("epochs", "epochs", "{}"),
         ("seconds", "training time", "{:.1f} s"),
         ("images_per_second", "images / s", "{:,.0f}"),
@@ -315,3 +326,101 @@ def _figure(fig: Figure, fmt: str, dpi: int, caption: str) -> str:
         f"<figure><img alt='{_e(caption)}' src='data:{mime};base64,{data}'>"
         f"<figcaption>{_e(caption)}</figcaption></figure>"
     )
+
+
+def comparison_section(folder: Path) -> list[str]:
+    """``convnet compare``'s table, conclusions and two figures, from the files it wrote."""
+    data = _read_json(folder / "compare.json") or {}
+    head = [
+        "model",
+        "input",
+        "params (M)",
+        "GMACs",
+        "top-1 / top-5 %",
+        "inference MiB est. / meas.",
+    ]
+    head += ["ms / image (batch)", "J / image"]
+    rows = []
+    for m in data.get("models", []):
+        t = m.get("timings") or [{}]
+        acc = m.get("top1") if m.get("top1") is not None else m.get("own_top1")
+        cells = [m["label"], "x".join(map(str, m["input_size"])), f"{m['params'] / 1e6:.2f}"]
+        cells += [
+            f"{m['gmacs']:.3g}",
+            "-" if acc is None else f"{acc:.1f} / {m.get('top5') or '-'}",
+        ]
+        cells.append(
+            " / ".join(_mib(m.get(k)) for k in ("inference_estimate", "inference_measured"))
+        )
+        cells.append(f"{t[-1]['ms_per_image']:.1f} ({t[-1]['batch']})" if "batch" in t[-1] else "-")
+        joules = t[-1].get("j_per_image")
+        cells.append("not measured" if joules is None else f"{joules:.3f}")
+        rows.append("".join(f"<td>{_e(c)}</td>" for c in cells))
+    table = f"<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>"
+    table += "".join(f"<tr>{r}</tr>" for r in rows) + "</table>"
+    notes = [
+        f"{c['claim']}: {c['model']} ({c['value']}); seed 004: {c['notes']}, {c['verdict']}"
+        for c in data.get("conclusions", [])
+        if c.get("model")
+    ]
+    out = [
+        "<h2>Comparison</h2>",
+        f"<p class='sub'>{_e(data.get('device_name', ''))}, "
+        f"{_e(data.get('precision', ''))}; power: {_e(data.get('power', ''))}</p>",
+        table,
+    ]
+    out.append("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
+    for name, caption in (
+        ("accuracy_vs_ops.png", "Top-1 accuracy against GMACs per image; circle area: memory."),
+        ("time_vs_batch.png", "Forward time per image against the batch size."),
+    ):
+        if (folder / name).is_file():
+            png = base64.b64encode((folder / name).read_bytes()).decode("ascii")
+            out.append(
+                f"<figure><img alt='{_e(caption)}' src='data:image/png;base64,{png}'>"
+                f"<figcaption>{_e(caption)}</figcaption></figure>"
+            )
+    return out
+
+
+SEARCH_ROWS = 10  # leaderboard lines shown in the report
+
+
+def search_section(folder: Path) -> list[str]:
+    """``convnet search``'s leaderboard (the best lines), trial counts and its two figures, from
+    the files it wrote (leaderboard.json, pareto.png, controller.png)."""
+    data = _read_json(folder / "leaderboard.json") or {}
+    head = ["#", "trial", "line", "val top-1 %", "params", "MACs", "train s", "test top-1 %"]
+    rows = []
+    for r in data.get("rows", [])[:SEARCH_ROWS]:
+        cells = [r["rank"], r["trial"], r["line"], f"{r['val_top1']:.2f}", f"{r['params']:,}"]
+        cells += [f"{r['macs']:,}", "-" if r.get("seconds") is None else f"{r['seconds']:.1f}"]
+        cells.append("-" if r.get("test_top1") is None else f"{r['test_top1']:.2f}")
+        rows.append("".join(f"<td>{_e(c)}</td>" for c in cells))
+    table = f"<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>"
+    table += "".join(f"<tr>{r}</tr>" for r in rows) + "</table>"
+    s = data.get("settings", {})
+    counts = ", ".join(f"{v} {k}" for k, v in data.get("counts", {}).items() if v)
+    out = [
+        "<h2>Architecture search</h2>",
+        f"<p class='sub'>space {_e(s.get('space', '?'))}, controller "
+        f"{_e(s.get('controller', '?'))}, objective {_e(s.get('objective', '?'))}, data "
+        f"{_e(s.get('data', '?'))}; trials: {_e(counts)}. Validation top-1 ranks the lines; "
+        "only the retrained lines were scored on test, once.</p>",
+        table,
+    ]
+    for name, caption in (
+        ("pareto.png", "Validation top-1 against multiply-adds; the Pareto front ringed."),
+        ("controller.png", "The controller's reward per trial and its moving average."),
+    ):
+        if (folder / name).is_file():
+            png = base64.b64encode((folder / name).read_bytes()).decode("ascii")
+            out.append(
+                f"<figure><img alt='{_e(caption)}' src='data:image/png;base64,{png}'>"
+                f"<figcaption>{_e(caption)}</figcaption></figure>"
+            )
+    return out
+
+
+def _mib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 2**20:,.1f}"
