@@ -2,7 +2,10 @@
 
 >>> from convnet.train import fit, recipe
 >>> result = fit("lenet5", "mnist-sample", recipe("lenet", out="runs/lenet5"))  # doctest: +SKIP
->>> result["final_top1"]  # doctest: +SKIP
+>>> result["val_top1"], result["test_top1"]  # doctest: +SKIP
+
+``val_top1`` is best.pt's validation top-1 (the epoch chosen on the validation split), and
+``test_top1`` that checkpoint's top-1 on the test split, scored once, at the end.
 """
 
 from __future__ import annotations
