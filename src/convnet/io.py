@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -40,6 +41,37 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def check_writable(path: str | os.PathLike, folder: bool = False, flag: str = "-o") -> None:
+    """Refuse, before any work is done, an output ``path`` that cannot be written.
+
+    ``folder``: ``path`` is a folder to create or fill (a run folder), else a file. Raises
+    :class:`ConvnetError` naming ``flag`` when ``path`` is a folder where a file belongs (or the
+    reverse), when a part of it is a file, or when its nearest existing folder refuses a new
+    file (read-only, no permission; probed by creating and removing an empty temporary file,
+    as root may write where the mode bits say no). Creates nothing that stays.
+    """
+    from .errors import ConvnetError
+
+    path = Path(path)
+    if path.is_dir() and not folder:
+        raise ConvnetError(f"{flag} {path}: is a folder; give a file name, e.g. {path / 'out'}")
+    if path.exists() and not path.is_dir() and folder:
+        raise ConvnetError(f"{flag} {path}: is a file; give a folder")
+    parent = path if folder and path.is_dir() else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConvnetError(f"{flag} {path}: {parent} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".convnet-probe.", dir=parent)
+    except OSError as e:
+        raise ConvnetError(
+            f"{flag} {path}: cannot write in {parent} ({e.strerror or e}); choose another path"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _umask() -> int:
@@ -92,7 +124,9 @@ def load_tensors(path: str | os.PathLike, map_location: str = "cpu") -> dict:
         except Exception as e:  # safetensors raises its own error types
             raise WeightsError(f"{path}: not a valid safetensors file ({e})") from None
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's note on a pickle protocol is not the user's
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WeightsError(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import math
 import os
 import re
 import sys
@@ -38,6 +39,7 @@ import torch
 import torch.nn as nn
 
 from .errors import CheckpointError, ConvnetError, ModelNotFoundError
+from .limits import MAX_CLASSES
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 WEIGHT_SUFFIXES = (".safetensors",)
@@ -249,6 +251,8 @@ def _from_file(
         model = obj(**kwargs)
     except TypeError as e:
         raise ConvnetError(f"{spec}: cannot be called without arguments ({e})") from None
+    except Exception as e:  # the user's own code failed: say where, in one line
+        raise ConvnetError(f"{spec}: building it failed: {user_code_error(e, path)}") from None
     if not isinstance(model, nn.Module):
         raise ConvnetError(f"{spec} returned a {type(model).__name__}, not a torch.nn.Module")
     model.model_source = {
@@ -260,16 +264,52 @@ def _from_file(
     return model
 
 
+def user_code_error(e: BaseException, path: Path | str | None = None) -> str:
+    """``ValueError: msg (net.py, line 5)``: an exception and the deepest line of the user's file
+    (``path``, or any file imported from ``file.py:Name``) in its traceback, for a one-line error."""
+    import traceback
+
+    frames = traceback.extract_tb(e.__traceback__)
+    want = str(Path(path).resolve()) if path is not None else None
+    mine = [
+        f
+        for f in frames
+        if (want and str(Path(f.filename).resolve()) == want) or _USER_MODULES.get(f.filename)
+    ]
+    where = f" ({Path(mine[-1].filename).name}, line {mine[-1].lineno})" if mine else ""
+    first = (str(e).strip().splitlines() or [""])[0]
+    return f"{type(e).__name__}: {first}{where}"
+
+
+# files imported as users' model code, by the name their frames carry in a traceback
+_USER_MODULES: dict[str, str] = {}
+
+
+def user_modules() -> dict[str, str]:
+    """The model files imported so far (``file.py:Name``): their path -> module name."""
+    return dict(_USER_MODULES)
+
+
+def raised_in_user_code(e: BaseException) -> bool:
+    """Whether the innermost frames of ``e``'s traceback that are not torch's lie in a user's
+    model file: the user's code failed, not convnet's."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if "site-packages" not in f.filename]
+    return bool(frames) and frames[-1].filename in _USER_MODULES
+
+
 def _execute(path: Path, code: bytes):
     """Import ``path`` from the bytes already hashed (the file may change after the check)."""
     mod_name = f"_convnet_user_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}"
     spec = importlib.util.spec_from_file_location(mod_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module  # dataclasses and pickling look the module up by name
+    _USER_MODULES[str(path)] = mod_name
     try:
         exec(compile(code, str(path), "exec"), module.__dict__)
     except Exception as e:
-        raise ConvnetError(f"{path}: importing it failed: {type(e).__name__}: {e}") from None
+        raise ConvnetError(f"{path}: importing it failed: {user_code_error(e, path)}") from None
     return module
 
 
@@ -298,6 +338,7 @@ def _from_checkpoint(
         raise CheckpointError(
             f"{path}: its input_size {size!r} is not [C, H, W]; the file is damaged"
         )
+    _check_spec(spec, path)
     net = _recorded_model(spec, model, path, meta=loading is None)
     if size:
         net.default_input_size = tuple(size)
@@ -326,6 +367,36 @@ def _from_checkpoint(
         "path": str(path),
     }
     return net, info
+
+
+def _check_spec(spec: dict, path: Path) -> None:
+    """A hand-edited spec is refused field by field before anything is built from it."""
+
+    def count(v: Any) -> bool:  # a class count or a depth: a positive whole number
+        return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_CLASSES
+
+    def numbers(v: Any) -> bool:
+        return isinstance(v, list | tuple) and all(
+            isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in v
+        )
+
+    checks = {
+        "num_classes": (count, f"a whole number of classes in 1..{MAX_CLASSES}"),
+        "in_chans": (count, "a whole number of input channels"),
+        "classes": (
+            lambda v: isinstance(v, list | tuple) and all(isinstance(c, str | int) for c in v),
+            "a list of class names",
+        ),
+        "mean": (numbers, "a list of finite numbers, one per channel"),
+        "std": (numbers, "a list of finite numbers, one per channel"),
+    }
+    for key, (ok, rule) in checks.items():
+        value = spec.get(key)
+        if value is not None and not ok(value):
+            raise CheckpointError(
+                f"{path}: its spec's {key!r} is {str(value)[:40]!r}, not {rule}; the file is "
+                "damaged or was edited by hand"
+            )
 
 
 def _load_state(net: nn.Module, weights: dict, path: Path, recorded: Any) -> None:

@@ -8,7 +8,9 @@ mistake) is printed as one line and exits 2, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import pkgutil
 import sys
 import typing
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     shown = warnings.showwarning
     warnings.showwarning = one_line  # warnings read as the CLI's own lines, not source excerpts
     try:
+        _check_outputs(args)
         return int(args.func(args) or 0)
     except ConvnetError as e:
         print(f"convnet {args.command}: error: {e}", file=sys.stderr)
@@ -64,5 +67,68 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # an output or input the system refuses: unwritable, full, missing
+        print(f"convnet {args.command}: error: {os_error_line(e)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            f"convnet {args.command}: error: out of memory; use a smaller batch, input size or "
+            "model",
+            file=sys.stderr,
+        )
+        return 2
+    except Exception as e:
+        line = _user_code_line(e)
+        if line is None:
+            raise  # convnet's own bug: the traceback is what its report needs
+        print(f"convnet {args.command}: error: your model code failed: {line}", file=sys.stderr)
+        return 2
     finally:
         warnings.showwarning = shown
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse an unwritable output before the command works for minutes towards it.
+
+    A subcommand names its outputs with ``set_defaults(writes={"dest": "file" | "folder"})``;
+    each one given is checked by :func:`convnet.io.check_writable`.
+    """
+    writes = getattr(args, "writes", None) or {}
+    if writes:
+        from ..io import check_writable
+
+        for dest, kind in writes.items():
+            value = getattr(args, dest, None)
+            if value:
+                check_writable(value, folder=kind == "folder", flag=f"--{dest.replace('_', '-')}")
+
+
+_OS_HINTS = {
+    errno.EACCES: "choose a folder you may write to, or change its permissions",
+    errno.EPERM: "choose a folder you may write to, or change its permissions",
+    errno.EROFS: "the file system is read-only; write elsewhere",
+    errno.ENOSPC: "the disk is full; free some space or write elsewhere",
+    errno.EDQUOT: "the disk quota is used up; free some space or write elsewhere",
+    errno.EISDIR: "it is a folder; give a file name",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EEXIST: "a part of the path is a file, not a folder",
+    errno.ENOENT: "no such file or folder",
+    errno.ENAMETOOLONG: "the name is too long",
+}
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for a refused file operation: the path, the system's reason and what to do."""
+    path = e.filename2 if isinstance(e, IsADirectoryError) and e.filename2 else e.filename
+    reason = e.strerror or type(e).__name__
+    hint = _OS_HINTS.get(e.errno or 0)
+    where = f"{os.fsdecode(path)}: " if path is not None else ""
+    return f"{where}{reason}" + (f" ({hint})" if hint else "")
+
+
+def _user_code_line(e: Exception) -> str | None:
+    """The one-line account of an exception raised inside a user's model file, else None."""
+    resolve = sys.modules.get("convnet.resolve")
+    if resolve is None or not resolve.user_modules():
+        return None
+    return resolve.user_code_error(e) if resolve.raised_in_user_code(e) else None

@@ -9,11 +9,12 @@ order is refused with a one-line hint rather than read as a 227-channel image.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from collections.abc import Callable
 
 from ..errors import ConvnetError
-from ..limits import MAX_IMAGE_SIDE
+from ..limits import MAX_CHANNELS, MAX_IMAGE_SIDE
 
 _SEPARATORS = re.compile(r"\s*[x×*,]\s*")
 
@@ -62,6 +63,15 @@ def parse_size(
         # the old explain form W x D ("227x3"), not a 227x3 image
         raise ConvnetError(
             f"{flag} takes C x H x W; did you mean {parts[1]}x{parts[0]}x{parts[0]}?"
+        )
+    if max(parts[-2:]) > MAX_IMAGE_SIDE:  # the sides H, W (or the one side)
+        raise ConvnetError(
+            f"{flag} {text!r}: each side must be 1..{MAX_IMAGE_SIDE} pixels (a longer side is a "
+            f"typo: one {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} RGB image is 192 MiB as floats)"
+        )
+    if len(parts) == 3 and parts[0] > MAX_CHANNELS:
+        raise ConvnetError(
+            f"{flag} {text!r}: the depth C must be 1..{MAX_CHANNELS} (more is a transposed size)"
         )
     if volume and len(parts) != 3:
         raise ConvnetError(f"{flag} {text!r}: give the depth too, C x H x W, e.g. {example}")
@@ -122,8 +132,11 @@ def add_format(
     )
 
 
-def whole_number(lo: int, what: str) -> Callable[[str], int]:
-    """An argparse type: a whole number >= ``lo``; ``what`` says what it counts, for the error.
+def whole_number(
+    lo: int, what: str, most: int | None = None, why: str = ""
+) -> Callable[[str], int]:
+    """An argparse type: a whole number in ``lo..most``; ``what`` says what it counts and ``why``
+    why the cap sits where it does, for the one-line error.
 
     >>> whole_number(1, "images per batch")("8")
     8
@@ -134,15 +147,18 @@ def whole_number(lo: int, what: str) -> Callable[[str], int]:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ({what})") from None
-        if value < lo:
-            raise argparse.ArgumentTypeError(f"must be >= {lo} ({what}), got {value}")
+        if value < lo or (most is not None and value > most):
+            rule = f"in {lo}..{most}" if most is not None else f">= {lo}"
+            reason = f"; {why}" if why and most is not None and value > most else ""
+            raise argparse.ArgumentTypeError(f"must be {rule} ({what}{reason}), got {value}")
         return value
 
     return parse
 
 
-def positive_number(what: str) -> Callable[[str], float]:
-    """An argparse type: a number > 0; ``what`` says what it measures, for the error."""
+def positive_number(what: str, most: float | None = None, why: str = "") -> Callable[[str], float]:
+    """An argparse type: a finite number in (0, ``most``]; ``what`` says what it measures and
+    ``why`` why the cap sits where it does, for the one-line error."""
 
     def parse(text: str) -> float:
         try:
@@ -151,6 +167,13 @@ def positive_number(what: str) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number ({what})") from None
         if not value > 0:  # also refuses nan
             raise argparse.ArgumentTypeError(f"must be > 0 ({what}), got {text}")
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number ({what}), got {text}")
+        if most is not None and value > most:
+            reason = f"; {why}" if why else ""
+            raise argparse.ArgumentTypeError(
+                f"must be in (0, {most:g}] ({what}{reason}), got {text}"
+            )
         return value
 
     return parse

@@ -46,10 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--batch",
-        type=whole_number(1, "images per batch"),
+        type=whole_number(1, "images per batch", 65536, "a larger batch only costs memory"),
         default=512,
         metavar="IMAGES",
-        help="images per batch (default: 512)",
+        help="images per batch, 1..65536 (default: 512)",
     )
     p.add_argument(
         "--device",

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..limits import MAX_IMAGE_SIDE
+from ._args import whole_number
+
 
 def _input(p: argparse.ArgumentParser, example: str) -> None:
     p.add_argument(
@@ -18,6 +21,12 @@ def _input(p: argparse.ArgumentParser, example: str) -> None:
     )
 
 
+# sizes in pixels and counts, capped where a larger number can only be a typo
+_SIDE = whole_number(1, "pixels", MAX_IMAGE_SIDE, "no image the toolkit reads is wider")
+_PAD = whole_number(0, "pixels", MAX_IMAGE_SIDE, "no image the toolkit reads is wider")
+_COUNT = whole_number(1, "units", 10**7, "10 million filters or neurons is past any network")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("explain", help="the notes' layer arithmetic worked step by step")
     kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
@@ -26,20 +35,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         "conv", help="output size, parameters with and without sharing, im2col, MACs"
     )
     _input(conv, "3x227x227")
-    conv.add_argument("--filter", type=int, required=True, help="filter size F in pixels; required")
-    conv.add_argument("--stride", type=int, default=1, help="stride S in pixels (default 1)")
-    conv.add_argument("--pad", type=int, default=0, help="zero padding P in pixels (default 0)")
-    conv.add_argument("--filters", type=int, required=True, help="number of filters K; required")
     conv.add_argument(
-        "--dilation", type=int, default=1, help="dilation d: the filter spans d*(F-1)+1 (default 1)"
+        "--filter", type=_SIDE, required=True, help="filter size F in pixels; required"
+    )
+    conv.add_argument("--stride", type=_SIDE, default=1, help="stride S in pixels (default 1)")
+    conv.add_argument("--pad", type=_PAD, default=0, help="zero padding P in pixels (default 0)")
+    conv.add_argument("--filters", type=_COUNT, required=True, help="number of filters K; required")
+    conv.add_argument(
+        "--dilation",
+        type=_SIDE,
+        default=1,
+        help="dilation d: the filter spans d*(F-1)+1 (default 1)",
     )
     conv.set_defaults(func=_conv)
 
     pool = kinds.add_parser("pool", help="pooling output size and the share of activations dropped")
     _input(pool, "64x224x224")
-    pool.add_argument("--filter", type=int, default=2, help="window size F in pixels (default 2)")
-    pool.add_argument("--stride", type=int, default=2, help="stride S in pixels (default 2)")
-    pool.add_argument("--pad", type=int, default=0, help="padding P in pixels (default 0)")
+    pool.add_argument("--filter", type=_SIDE, default=2, help="window size F in pixels (default 2)")
+    pool.add_argument("--stride", type=_SIDE, default=2, help="stride S in pixels (default 2)")
+    pool.add_argument("--pad", type=_PAD, default=0, help="padding P in pixels (default 0)")
     pool.add_argument(
         "--kind", choices=["max", "avg", "l2"], default="max", help="pooling function (default max)"
     )
@@ -47,16 +61,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     fc = kinds.add_parser("fc", help="a fully connected layer, and the same layer as a convolution")
     _input(fc, "512x7x7")
-    fc.add_argument("--outputs", type=int, required=True, help="number of neurons; required")
+    fc.add_argument("--outputs", type=_COUNT, required=True, help="number of neurons; required")
     fc.set_defaults(func=_fc)
 
     stack = kinds.add_parser(
         "stack", help="receptive field and parameters of stacked small filters"
     )
     stack.add_argument(
-        "--filter", type=int, default=3, help="filter size F of each layer (default 3)"
+        "--filter", type=_SIDE, default=3, help="filter size F of each layer (default 3)"
     )
-    stack.add_argument("--depth", type=int, default=3, help="number of stacked layers (default 3)")
+    stack.add_argument(
+        "--depth",
+        type=whole_number(1, "stacked layers", 1000, "the output has a line per layer"),
+        default=3,
+        help="number of stacked layers, 1..1000 (default 3)",
+    )
     stack.add_argument(
         "--channels",
         default="C",

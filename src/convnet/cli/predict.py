@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..limits import MAX_CLASSES
 from ._args import positive_number, whole_number
 
 
@@ -22,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("image", metavar="IMAGE", help="an image file in any format PIL reads")
     p.add_argument(
         "--top",
-        type=whole_number(1, "classes to list"),
+        type=whole_number(1, "classes to list", MAX_CLASSES, "no model has more classes"),
         default=5,
         metavar="K",
         help="how many classes to list (default 5)",
@@ -30,18 +31,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dense", action="store_true", help="dense evaluation of the whole image")
     p.add_argument(
         "--scales",
-        type=positive_number("a scale factor"),
+        type=positive_number("a scale factor", 16, "16 x the training size is past dense use"),
         nargs="+",
         default=[1.0],
         metavar="FACTOR",
-        help="--dense: image scale factors, each a multiple of the training size (default: 1)",
+        help="--dense: image scale factors, each a multiple of the training size, in (0, 16] "
+        "(default: 1)",
     )
     p.add_argument(
         "--shifts",
-        type=whole_number(1, "passes per axis"),
+        type=whole_number(1, "passes per axis", 16, "N x N passes per scale"),
         default=1,
         metavar="N",
-        help="--dense: N x N passes per scale, offset by stride / N pixels, for a map N times as "
+        help="--dense: N x N passes per scale (1..16), offset by stride / N pixels, for a map N times as "
         "dense (default: 1)",
     )
     p.add_argument(
@@ -59,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run: a checkpoint never imports code by itself, and the file's sha256 must match the "
         "one recorded (default: none; zoo and pattern-line checkpoints need none)",
     )
-    p.set_defaults(func=_run)
+    p.set_defaults(func=_run, writes={"heatmap": "file"})
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -37,7 +37,7 @@ def register(subparsers) -> None:
         "run: a checkpoint never imports code by itself, and the file's sha256 must match the "
         "one recorded (default: none; zoo and pattern-line checkpoints need none)",
     )
-    p.set_defaults(func=_report)
+    p.set_defaults(func=_report, writes={"output": "file"})
 
 
 def _report(args) -> int:

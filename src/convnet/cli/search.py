@@ -131,7 +131,7 @@ def register(subparsers) -> None:
         action="store_false",
         help="no progress bar or leaderboard table (default: shown)",
     )
-    p.set_defaults(func=_search)
+    p.set_defaults(func=_search, writes={"out": "folder"})
 
 
 def _search(args) -> int:

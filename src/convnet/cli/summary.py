@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConvnetError
-from ._args import add_format, parse_size, whole_number
+from ._args import add_format, parse_size, positive_number, whole_number
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,10 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--batch",
-        type=int,
+        type=whole_number(1, "images per batch", 1 << 20, "past a million images is a typo"),
         metavar="IMAGES",
-        help="images per batch for the training-memory estimate, a simulated training step that "
-        "runs only when --batch or --memory is given (default: no estimate; batch 1 for the "
+        help="images per batch (1..1048576) for the memory estimates, a simulated training step and a "
+        "forward pass without gradients (inference), run only when --batch or --memory is given (default: no estimate; batch 1 for the "
         "notes' rule of thumb)",
     )
     p.add_argument(
@@ -45,9 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--memory",
-        type=float,
+        type=positive_number("gigabytes", 1e6, "a petabyte: more than any machine has"),
         metavar="GB",
-        help="report the largest batch whose training memory fits in GB gigabytes (default: none)",
+        help="report the largest training batch and the largest inference batch whose "
+        "memory fits in GB gigabytes, (0, 1e6] (default: none)",
     )
     p.add_argument(
         "--strict",

@@ -75,7 +75,7 @@ def register(subparsers) -> None:
         "run: a checkpoint never imports code by itself, and the file's sha256 must match the "
         "one recorded (default: none; zoo and pattern-line checkpoints need none)",
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, writes={"out": "file"})
 
 
 def _load(args) -> tuple[object, str, tuple[int, ...] | None]:

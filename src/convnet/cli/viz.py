@@ -44,6 +44,7 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="viz_command", metavar="FIGURE", required=True)
 
     def common(q, default: str) -> None:
+        q.set_defaults(writes={"output": "file"})  # checked before any work (cli.main)
         q.add_argument(
             "-o",
             "--out",
@@ -59,9 +60,9 @@ def register(subparsers) -> None:
         )
         q.add_argument(
             "--dpi",
-            type=whole_number(1, "dots per inch"),
+            type=whole_number(1, "dots per inch", 1200, "more makes a poster-sized bitmap"),
             default=120,
-            help="PNG resolution in dots per inch (default 120)",
+            help="PNG resolution in dots per inch, 1..1200 (default 120)",
         )
 
     q = sub.add_parser(

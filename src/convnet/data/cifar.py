@@ -172,7 +172,8 @@ def _unpickle(raw: bytes, where: str) -> dict:
             f"{where}: not a CIFAR python batch (declares more data than the file holds)"
         ) from None
     except Exception as e:
-        raise DataError(f"{where}: not a CIFAR python batch ({e})") from None
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]  # pickle's can be long
+        raise DataError(f"{where}: not a CIFAR python batch ({first})") from None
     if not isinstance(obj, dict):
         raise DataError(f"{where}: not a CIFAR python batch (holds a {type(obj).__name__})")
     # Python 3 pickles may use bytes keys; make them str

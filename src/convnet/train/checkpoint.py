@@ -15,6 +15,7 @@ object), written to a temporary file, fsynced and renamed over ``last.pt`` / ``b
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,9 @@ def read_checkpoint(
             f"checkpoint not found: {path} (give a run folder or its last.pt / best.pt)"
         )
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's note on a pickle protocol is not the user's
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None

@@ -94,10 +94,28 @@ def shutdown() -> None:
 
 
 def pick_device(device: str = "auto") -> torch.device:
-    """``auto``: the GPU when torch sees one, else the CPU; anything else as torch names it."""
+    """``auto``: the GPU when torch sees one, else the CPU; ``cpu``, ``cuda`` or ``cuda:N``.
+
+    A device that torch does not name, that this machine lacks, or that holds no data (``meta``)
+    is a one-line :class:`ConvnetError` here, before a run folder or a model is touched.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConvnetError(f"--device {device!r}: give auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConvnetError(f"--device {device}: no CUDA GPU is visible here; use cpu or auto")
+        if dev.index is not None and dev.index >= count:
+            raise ConvnetError(
+                f"--device {device}: this machine has {count} CUDA GPU(s), cuda:0..cuda:{count - 1}"
+            )
+    elif dev.type != "cpu":
+        raise ConvnetError(f"--device {device}: convnet runs on cpu or cuda[:N]; use auto or cpu")
+    return dev
 
 
 def local_device(d: Dist, device: str) -> torch.device:

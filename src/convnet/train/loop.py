@@ -136,6 +136,7 @@ def fit(
         raise ConvnetError(
             "--resume continues the run in --out and --force starts a new one there; give one"
         )
+    D.pick_device(cfg.device)  # a device this machine lacks is refused before a folder is made
     world = D.env_world()
     if world is None and cfg.nproc > 1:
         return _spawn(model, data, cfg, resume, force)

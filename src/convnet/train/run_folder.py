@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Iterator
@@ -49,17 +50,29 @@ def claim_run_folder(
         yield None
         return
     out = Path(out)
+    created = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConvnetError(f"cannot create the run folder {out}: {e.strerror or e}") from None
     fd = _lock(out)
+    failed = True
     try:
         if not resume:
             _make_room(out, force)
         yield out
+        failed = False
     finally:
         _unlock(out, fd)
+        if failed and created and not any(out.glob("*.pt")):
+            # a run that failed before its first checkpoint, in a folder this call made, leaves
+            # nothing behind: its config and empty logs hold nothing to resume from
+            shutil.rmtree(out, ignore_errors=True)
+            for folder in created[1:]:
+                try:
+                    folder.rmdir()  # only while empty
+                except OSError:
+                    break
 
 
 def _lock(out: Path) -> int | None:
