@@ -92,12 +92,12 @@ def test_torch_and_numpy_projections_agree_on_a_random_net(rule):
     checked = 0
     # torch module -> reference node: the block is traced through, its output is the node "relu"
     for layer, node in (("0", "_0"), ("3", "relu"), ("6", "_6"), ("7", "_7")):
-        for ch in range(5):
+        for ch in range(4):
             pt, _, _ = project(net, x, layer, ch, rule=rule)
             pn = deconv_project(ref, x.numpy(), node, ch, rule=rule)
             np.testing.assert_allclose(pt, pn, rtol=1e-9, atol=1e-12)
             checked += int((np.abs(pt).reshape(3, -1).max(1) > 0).sum())
-    assert checked > 30  # most projections are not all zero
+    assert checked > 24  # most projections are not all zero
 
 
 def test_projection_rules_name_batch_norm_and_the_residual_add():
@@ -238,9 +238,9 @@ def test_codes_are_what_the_classifier_reads_and_embed_in_2d(tiny, one_thread):
         want = net[:9](images.pixels)  # the input of the last Linear layer
     np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)
     assert what == "input of 9"
-    assert embed(got, perplexity=5).shape == (40, 2)
-    fig = codes(net, images, perplexity=5, thumbnails=10)
-    assert "t-SNE" in fig._suptitle.get_text()
+    fig = codes(net, images, perplexity=5, thumbnails=10)  # layer_codes, then a 2-D t-SNE
+    assert fig._suptitle.get_text().startswith("t-SNE of the input of 9 (12 values per image)")
+    assert len(fig.axes[0].collections) == 3  # one scatter per class
     with pytest.raises(ConvnetError, match="perplexity 50 needs more than 50 images"):
         embed(got, perplexity=50)
 
@@ -300,7 +300,24 @@ def test_cli_writes_every_figure(cli, tmp_path):
     assert "features.2 (MaxPool2d): unpool" in out  # the rules, top layer first
     assert out.index("features.3 (Conv2d)") < out.index("features.0 (Conv2d)")
     assert (tmp_path / "d.png").is_file()
-    code, out, err = cli("viz", "patches", "lenet5", *_DATA, "--top", "4",
+    code, out, err = cli("viz", "patches", "lenet5", *_DATA, "--top", "4", "--max-channels", "2",
                          "-o", tmp_path / "p", "--format", "png")  # fmt: skip
     assert code == 0, err
     assert (tmp_path / "p-features.0.png").is_file() and (tmp_path / "p-features.3.png").is_file()
+
+
+def test_load_images_pads_like_training_and_samples_across_a_sorted_split():
+    from convnet.data import load
+    from convnet.viz import load_images
+
+    d = load("mnist-sample")
+    images = load_images(d, (1, 32, 32), limit=100)
+    assert images.pixels.shape == (100, 1, 32, 32) and images.what == "mnist-sample test"
+    assert float(images.pixels[:, :, :2].abs().max()) == 0.0  # 28 -> 32: 2 zero rows each side
+    originals = {bytes(x.numpy().tobytes()): int(y) for x, y in zip(d.x_test, d.y_test)}
+    for x, y in zip(images.pixels, images.labels):
+        digit = (x[:, 2:30, 2:30] * 255).round().to(torch.uint8)  # the unpadded 28x28 digit
+        assert originals[bytes(digit.numpy().tobytes())] == int(y)
+    assert len(set(images.labels.tolist())) == 10  # the first 100 would be zeros and ones only
+    with pytest.raises(ConvnetError, match="1-channel images but the model takes 3"):
+        load_images(d, (3, 32, 32), limit=5)

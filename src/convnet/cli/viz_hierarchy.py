@@ -232,7 +232,7 @@ def _data(q, batch: int = 64) -> None:
         type=whole_number(0, "images; 0 takes all"),
         default=1000,
         metavar="N",
-        help="scan the first N images of the split (default 1000; 0 = all)",
+        help="scan N images of the split, a seeded random choice (default 1000; 0 = all)",
     )
     _batch(q, batch)
 

@@ -87,18 +87,20 @@ def hierarchy(
         progress=progress,
     )  # fmt: skip
     per_row = min(channels, max(f.values.shape[0] for f in found.values()))
-    fig = Figure(figsize=(1.9 + 2.25 * per_row, 1.45 * len(paths) + 0.75), layout="constrained")
-    ratios = [1.5] + [1.0, 1.0] * per_row
-    grid = fig.add_gridspec(len(paths), 1 + 2 * per_row, width_ratios=ratios)
+    fig = Figure(figsize=(2.0 + 2.4 * per_row, 1.3 * len(paths) + 0.75), layout="constrained")
+    fig.get_layout_engine().set(h_pad=0.04, hspace=0.02)
+    ratios = [1.6] + [1.0, 1.0, 0.15] * per_row  # a narrow spacer after each pair
+    grid = fig.add_gridspec(len(paths), 1 + 3 * per_row, width_ratios=ratios)
     h, w = images.pixels.shape[-2:]
     for row, path in enumerate(paths):
         f = found[path]
         label = fig.add_subplot(grid[row, 0])
         label.set_axis_off()
-        label.text(0, 0.5, _row_label(model, path, f, (h, w)), fontsize=8, va="center")
+        text = f"layer {row + 1}: " + _row_label(model, path, f, (h, w))
+        label.text(0, 0.5, text, fontsize=8, va="center")
         for k, ch in enumerate(f.ranked_channels()[:per_row]):
-            left = fig.add_subplot(grid[row, 1 + 2 * k])
-            right = fig.add_subplot(grid[row, 2 + 2 * k])
+            left = fig.add_subplot(grid[row, 1 + 3 * k])
+            right = fig.add_subplot(grid[row, 2 + 3 * k])
             draw_tile(
                 left, mosaic(projection_crops(model, images, f, ch, rule=rule, mean=mean, std=std))
             )
@@ -107,9 +109,11 @@ def hierarchy(
             right.set_title(f"ch {ch}: patches", fontsize=7, pad=2)
     fig.suptitle(
         title
-        or f"Feature hierarchy of {type(model).__name__}: top {top} of {len(images)} "
-        f"{images.name} images per channel, cropped to the receptive field",
-        fontsize=10,
+        or f"Feature hierarchy of {type(model).__name__}: per channel, its top {top} of "
+        f"{len(images)} {images.what} images, strongest first\nleft of each pair: the "
+        f"{rule} projection of the image's strongest unit (grey = 0); right: the image patch; "
+        "both cropped to the unit's receptive field",
+        fontsize=9,
     )
     return fig
 

@@ -109,6 +109,12 @@ class Images:
     name: str
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    split: str = ""  # "test" or "train" when loaded from a data set
+
+    @property
+    def what(self) -> str:
+        """``"mnist-sample test"``: the data set and split, for titles."""
+        return f"{self.name} {self.split}".strip()
 
     def __len__(self) -> int:
         return int(self.pixels.shape[0])
@@ -130,9 +136,12 @@ class Images:
 def load_images(
     data: Any, input_size: Sequence[int], *, split: str = "test", limit: int | None = None
 ) -> Images:
-    """The first ``limit`` images of ``split`` (``test`` or ``train``) of the data set ``data``
-    (a name or path :func:`convnet.data.load` reads, or a loaded ``Dataset``), fitted to
-    ``input_size`` (C, H, W): smaller images zero-padded (centred), larger centre-cropped.
+    """``limit`` images of ``split`` (``test`` or ``train``) of the data set ``data`` (a name
+    or path :func:`convnet.data.load` reads, or a loaded ``Dataset``), fitted to ``input_size``
+    (C, H, W): smaller images zero-padded (centred), larger centre-cropped.
+
+    With ``limit`` below the split's size the images are a seeded random choice (seed 0, kept
+    in data order), not the first ones: data sets are often sorted by class.
     """
     from ..data import Dataset, load
     from ..train.loader import fit_size
@@ -141,8 +150,10 @@ def load_images(
         raise ConvnetError(f"split {split!r}: choose test or train")
     ds = data if isinstance(data, Dataset) else load(str(data), progress=False)
     x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
-    if limit is not None:
-        x, y = x[:limit], y[:limit]
+    if limit is not None and limit < len(x):
+        pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:limit]
+        pick = pick.sort().values
+        x, y = x[pick], y[pick]
     c, h, w = (int(s) for s in input_size)
     if len(x) == 0:
         raise DataError(f"{ds.name}: the {split} split has no images")
@@ -152,7 +163,7 @@ def load_images(
             "use data of the kind the model was trained on"
         )
     pixels = fit_size(x, (h, w)).float() / 255.0
-    return Images(pixels, y, list(ds.classes), str(ds.name), ds.mean, ds.std)
+    return Images(pixels, y, list(ds.classes), str(ds.name), ds.mean, ds.std, split)
 
 
 # --- the scan --------------------------------------------------------------------------------
@@ -417,7 +428,7 @@ def patches(
         draw_tile(ax, mosaic(patch_crops(found, images, ch)))
         ax.set_title(f"ch {ch}: max {found.values[ch, 0]:.3g}", fontsize=8, pad=2)
     fig.suptitle(
-        f"{describe(model, layer)}: top {found.values.shape[1]} of {len(images)} {images.name} "
+        f"{describe(model, layer)}: top {found.values.shape[1]} of {len(images)} {images.what} "
         f"images per channel, {_rf_text(found.field, images)}",
         fontsize=10,
     )
