@@ -19,6 +19,7 @@ _LAZY = {
     "load_weights": ("convnet.models", "load_weights"),
     "resolve_model": ("convnet.resolve", "resolve_model"),
     "summary": ("convnet.analysis", "summary"),
+    "compare": ("convnet.compare", "compare"),
 }
 
 __all__ = ["ConvnetError", "__version__", *_LAZY]

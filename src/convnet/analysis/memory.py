@@ -48,7 +48,14 @@ from torch.utils._pytree import tree_flatten
 from ..errors import ConvnetError, ShapeError
 from ._workspace import HALF, conv_workspace
 
-__all__ = ["MemoryEstimate", "estimate_training_memory", "max_batch", "OPTIMIZERS"]
+__all__ = [
+    "InferenceEstimate",
+    "MemoryEstimate",
+    "estimate_inference_memory",
+    "estimate_training_memory",
+    "max_batch",
+    "OPTIMIZERS",
+]
 
 OptimizerSpec = str | Callable[[list[torch.Tensor]], torch.optim.Optimizer]
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -446,3 +453,121 @@ def max_batch(
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
     return lo
+
+
+@dataclass(frozen=True)
+class InferenceEstimate:
+    """Bytes one forward pass without gradients needs at ``batch_size``; every field is bytes.
+
+    The notes (section 5): at test time only the current activations and the parameters are
+    kept. ``peak_bytes = params + buffers + batch + activations_bytes``, where
+    ``activations_bytes`` is the largest set of activations alive at one moment: a layer's
+    input and output together, plus any earlier output a branch still holds (a residual's
+    shortcut, an Inception module's other paths, a DenseNet's concatenated features), plus
+    the scratch a CPU convolution holds while it runs.
+    """
+
+    batch_size: int
+    input_size: tuple[int, ...]
+    dtype: str
+    device: str
+    params_bytes: int
+    buffers_bytes: int
+    batch_bytes: int
+    activations_bytes: int
+    peak_bytes: int
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["input_size"] = list(self.input_size)
+        return d
+
+
+def estimate_inference_memory(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    batch_size: int = 1,
+    *,
+    dtype: torch.dtype | str = torch.float32,
+    device: torch.device | str = "cpu",
+    channels_last: bool = False,
+) -> InferenceEstimate:
+    """Simulate one forward pass of ``model`` in eval mode under ``torch.inference_mode``.
+
+    As :func:`estimate_training_memory`, on storage-less tensors: the model's parameters and
+    buffers stand in at ``dtype`` (an inference model is cast whole, no autocast), the batch is
+    ``(batch_size, *input_size)`` (channels-last with ``channels_last``) and the same tracker
+    follows every storage until it dies. The model's train/eval mode is restored.
+    """
+    if batch_size < 1:
+        raise ConvnetError(f"batch size must be at least 1, got {batch_size}")
+    dtype = _resolve_dtype(dtype)
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", 0)
+    size = tuple(int(s) for s in input_size)
+    was_training = model.training
+    model.eval()
+    try:
+        for meta in (True, False) if device.type == "cpu" else (False,):
+            try:
+                return _forward_on(model, size, batch_size, dtype, device, channels_last, meta)
+            except (RuntimeError, NotImplementedError, ValueError) as e:
+                error = e  # meta refuses a model's own real constants: try fake tensors
+        line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        shape = "x".join(str(v) for v in size)
+        raise ShapeError(f"the model does not run on a batch of {batch_size} x {shape}: {line}")
+    finally:
+        model.train(was_training)
+
+
+def _forward_on(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    batch_size: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    channels_last: bool,
+    meta: bool,
+) -> InferenceEstimate:
+    tracker = _StorageTracker(device)
+    where = torch.device("meta") if meta else device
+    mode = nullcontext() if meta else FakeTensorMode(allow_non_fake_inputs=True)
+    with mode, tracker, torch.inference_mode():
+        fakes: dict[int, torch.Tensor] = {}
+        state: dict[str, torch.Tensor] = {}
+        for kind, items in (
+            ("params", model.named_parameters()),
+            ("buffers", model.named_buffers()),
+        ):
+            tracker.phase = kind
+            for name, p in items:
+                if id(p) not in fakes:
+                    cast = dtype if p.is_floating_point() else p.dtype
+                    fakes[id(p)] = torch.empty_strided(
+                        p.shape, p.stride(), dtype=cast, device=where
+                    )
+                state[name] = fakes[id(p)]
+        tracker.phase = "batch"
+        x = torch.empty((batch_size, *input_size), dtype=dtype, device=where)
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        tracker.phase = "forward"
+        out = torch.func.functional_call(model, state, (x,), tie_weights=True, strict=False)
+        del out
+        totals = dict(tracker.totals)
+        del x
+    return InferenceEstimate(
+        batch_size=batch_size,
+        input_size=input_size,
+        dtype=str(dtype).removeprefix("torch."),
+        device=str(device),
+        params_bytes=totals["params"],
+        buffers_bytes=totals["buffers"],
+        batch_bytes=totals["batch"],
+        activations_bytes=tracker.peak_bytes
+        - totals["params"]
+        - totals["buffers"]
+        - totals["batch"],
+        peak_bytes=tracker.peak_bytes,
+    )

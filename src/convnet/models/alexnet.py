@@ -52,6 +52,9 @@ class AlexNet(FeaturesPoolClassifier):
     params=61_100_840,
     result="ILSVRC-2012 top-5 error 15.3% (7-net ensemble)",
     torchvision_keys=True,
+    top1=56.522,  # torchvision's one-GPU variant (the layers above), single 224 crop
+    top5=79.066,
+    accuracy_source="torchvision IMAGENET1K_V1 weights (224 crop)",
 )
 def alexnet(num_classes: int = 1000, in_chans: int = 3, **options) -> AlexNet:
     return AlexNet(num_classes=num_classes, in_chans=in_chans, **options)

@@ -165,6 +165,9 @@ _RESULT = "ILSVRC-2014 winner: top-5 error 6.67% (7 nets, 144 crops); 10.07% sin
     params=13_004_888,
     result=_RESULT,
     torchvision_keys=True,
+    top1=69.778,  # the paper reports top-5 only; these are torchvision's weights, same keys
+    top5=89.530,
+    accuracy_source="torchvision IMAGENET1K_V1 weights (224 crop)",
 )
 def googlenet(num_classes: int = 1000, in_chans: int = 3, **options) -> GoogLeNet:
     return GoogLeNet(num_classes=num_classes, in_chans=in_chans, **options)

@@ -238,6 +238,7 @@ def _check_plain(shortcut: str, stochastic_depth: float | None, zero_init_residu
 
 
 _PAPER = "Deep Residual Learning for Image Recognition"
+_TV_V1 = "torchvision IMAGENET1K_V1 weights (224 crop)"
 
 
 @register_model(
@@ -247,6 +248,9 @@ _PAPER = "Deep Residual Learning for Image Recognition"
     params=11_689_512,
     result="ImageNet top-1 error 27.88% (10-crop)",
     torchvision_keys=True,
+    top1=69.758,  # single 224 crop, as the other cards (the paper's are 10-crop)
+    top5=89.078,
+    accuracy_source=_TV_V1,
 )
 def resnet18(num_classes: int = 1000, in_chans: int = 3, **options) -> ResNet:
     return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_chans, **options)
@@ -259,6 +263,9 @@ def resnet18(num_classes: int = 1000, in_chans: int = 3, **options) -> ResNet:
     params=21_797_672,
     result="ImageNet top-1 / top-5 error 25.03% / 7.76% (10-crop)",
     torchvision_keys=True,
+    top1=73.314,  # single 224 crop, as the other cards (the paper's are 10-crop)
+    top5=91.42,
+    accuracy_source=_TV_V1,
 )
 def resnet34(num_classes: int = 1000, in_chans: int = 3, **options) -> ResNet:
     return ResNet(BasicBlock, [3, 4, 6, 3], num_classes, in_chans, **options)
@@ -271,6 +278,9 @@ def resnet34(num_classes: int = 1000, in_chans: int = 3, **options) -> ResNet:
     params=25_557_032,
     result="ImageNet top-1 / top-5 error 22.85% / 6.71% (10-crop)",
     torchvision_keys=True,
+    top1=76.13,  # single 224 crop, as the other cards (the paper's are 10-crop)
+    top5=92.862,
+    accuracy_source=_TV_V1,
 )
 def resnet50(num_classes: int = 1000, in_chans: int = 3, **options) -> ResNet:
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, in_chans, **options)
@@ -283,6 +293,9 @@ def resnet50(num_classes: int = 1000, in_chans: int = 3, **options) -> ResNet:
     params=44_549_160,
     result="ImageNet top-1 / top-5 error 21.75% / 6.05% (10-crop)",
     torchvision_keys=True,
+    top1=77.374,  # single 224 crop, as the other cards (the paper's are 10-crop)
+    top5=93.546,
+    accuracy_source=_TV_V1,
 )
 def resnet101(num_classes: int = 1000, in_chans: int = 3, **options) -> ResNet:
     return ResNet(Bottleneck, [3, 4, 23, 3], num_classes, in_chans, **options)
@@ -295,6 +308,9 @@ def resnet101(num_classes: int = 1000, in_chans: int = 3, **options) -> ResNet:
     params=60_192_808,
     result="ILSVRC-2015 winner: top-5 error 3.57% (ensemble); 4.49% single model",
     torchvision_keys=True,
+    top1=78.312,  # single 224 crop, as the other cards (the paper's are 10-crop)
+    top5=94.046,
+    accuracy_source=_TV_V1,
 )
 def resnet152(num_classes: int = 1000, in_chans: int = 3, **options) -> ResNet:
     return ResNet(Bottleneck, [3, 8, 36, 3], num_classes, in_chans, **options)
@@ -328,7 +344,6 @@ def wide_resnet50_2(num_classes: int = 1000, in_chans: int = 3, **options) -> Re
 
 
 _RESNEXT = "Aggregated Residual Transformations for Deep Neural Networks"
-_TV_V1 = "torchvision IMAGENET1K_V1 weights (224 crop)"
 
 
 @register_model(
