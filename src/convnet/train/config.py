@@ -195,7 +195,7 @@ class TrainConfig:
     compile: bool = _f(False, "torch.compile the model (slower to start; measure before using)")
     num_threads: int = _f(
         0,
-        "CPU threads per process (0: cores / processes)",
+        "CPU threads per process (0: the cores idle when the run starts, shared by the processes)",
         units="threads",
         range=Range(
             0, _threads_limit, why="more than 4 per core only adds contention", hi_text="4 x cores"

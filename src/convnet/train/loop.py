@@ -189,9 +189,10 @@ def _train(
     stop: D.StopRequest | None = None,
 ) -> dict[str, Any]:
     device = D.local_device(d, cfg.device)
-    if cfg.num_threads or d.enabled:
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", d.world))
-        torch.set_num_threads(cfg.num_threads or max(1, (os.cpu_count() or 1) // local_world))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", d.world))
+    threads = torch.get_num_threads()  # the caller's, restored after the run
+    if device.type == "cpu" or cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads or D.default_threads(local_world))
     if d.enabled:
         D.init(d, device, cfg.dist_timeout)
     try:
@@ -201,6 +202,7 @@ def _train(
         return result
     finally:
         D.shutdown()
+        torch.set_num_threads(threads)
 
 
 @dataclass
