@@ -135,13 +135,13 @@ def test_a_net_pretrained_on_digits_0_to_5_learns_6_to_9_better_than_from_scratc
     # class count (6 -> 4), so it starts fresh. Fine-tuned and scratch runs see the same 36
     # images for the same 2 epochs (10 steps), with the same seed and rates.
     line = "INPUT -> [CONV3-16 -> RELU -> POOL2]*2 -> FC"
-    pre = TrainConfig(out=str(tmp_path / "pre"), epochs=3, batch_size=20, lr=0.05, progress=False)
-    assert fit(line, _digits(range(0, 6), 100, 20), pre)["test_top1"] > 80
+    pre = TrainConfig(out=str(tmp_path / "pre"), epochs=2, batch_size=20, lr=0.05, progress=False)
+    assert fit(line, _digits(range(0, 6), 100, 20), pre)["test_top1"] > 70  # measured: 82.5%
     new = _digits(range(6, 10), 10, 100)
     cfg = TrainConfig(epochs=2, batch_size=8, lr=0.05, schedule="cosine", progress=False)
     tuned = fit(line, new, cfg.replace(weights=str(tmp_path / "pre" / "best.pt")))
     scratch = fit(line, new, cfg)
-    # measured: 67.5% vs 49.75% (seed 0); seeds 1 and 2 gave 71.5 vs 49.25 and 77.5 vs 26.5
+    # measured: 65.75% vs 49.75% (seed 0); seeds 1 and 2 gave 79.25 vs 49.25 and 74.75 vs 26.5
     assert tuned["test_top1"] >= scratch["test_top1"] + 10, (tuned["test_top1"], scratch)
 
 
