@@ -1,4 +1,4 @@
-"""Training-memory estimate vs the peak measured while really training, on this machine's CPU.
+"""Training- and inference-memory estimates vs the peaks measured on this machine's CPU.
 
 For each (model, input, batch) the estimate comes from ``estimate_training_memory`` (fake
 tensors, nothing allocated). The measurement runs real SGD+momentum steps in a fresh Python
@@ -18,9 +18,17 @@ process, independent of the estimator:
   (``torch.profiler`` with ``profile_memory=True``) over one more step: its peak excludes glibc
   and page rounding, so the gap between the two columns is the runtime's overhead.
 
-Run: ``python benchmarks/bench_memory.py``: 3 minutes of CPU time on 2 AVX-512 cores (wall time
-grows with the machine's load). ``--quick`` runs two small cases, ``--full`` the ImageNet models
-at 224x224 (about 4 CPU-minutes).
+Inference (``--mode inference``, or ``both``, the default): the estimate is
+``estimate_inference_memory`` (one forward pass without gradients: the notes' test time, where
+only the current activations and the parameters are kept); the measurement is one real
+``torch.no_grad`` forward pass of the model in eval mode, after a warm-up pass, measured the same
+two ways (``VmHWM - VmRSS`` over the pass, and the c10 allocator's records); what stays
+allocated is the parameters, buffers and the batch.
+
+Run: ``python benchmarks/bench_memory.py``: 3 minutes of CPU time on 2 AVX-512 cores for the
+training cases, about 1 more for inference (wall time grows with the machine's load).
+``--quick`` runs two small cases of each, ``--full`` the ImageNet models at 224x224 (about 4
+CPU-minutes for training, 2 for inference).
 
 Result on AMD EPYC, 2 cores, torch 2.13.0+cpu: every one of 14 cases (7 models x 2 batches,
 float32 and bf16 autocast) within 3.4% of the measured peak; the c10 allocator's records agree
@@ -59,6 +67,26 @@ QUICK = [
     ("lenet5", (1, 32, 32), (64, 256), "float32"),
     ("resnet20", (3, 32, 32), (16,), "bfloat16"),
 ]
+# inference: (model, C x H x W, batch sizes); larger batches than training, as serving uses
+INFERENCE_CASES = [
+    ("lenet5", (1, 32, 32), (256, 1024)),
+    ("alexnet", (3, 224, 224), (8, 32)),
+    ("vgg16", (3, 112, 112), (4, 16)),
+    ("resnet18", (3, 112, 112), (8, 32)),
+    ("googlenet", (3, 112, 112), (8, 32)),
+    ("densenet121", (3, 64, 64), (8, 32)),
+    ("resnet20", (3, 32, 32), (64, 256)),
+]
+INFERENCE_FULL = [
+    ("alexnet", (3, 224, 224), (16, 64)),
+    ("vgg16", (3, 224, 224), (4, 16)),
+    ("resnet18", (3, 224, 224), (16, 64)),
+    ("resnet50", (3, 224, 224), (8, 32)),
+    ("googlenet", (3, 224, 224), (16, 64)),
+    ("densenet121", (3, 224, 224), (8, 32)),
+    ("inception_v3", (3, 299, 299), (4, 16)),
+]
+INFERENCE_QUICK = [("lenet5", (1, 32, 32), (256,)), ("resnet20", (3, 32, 32), (64,))]
 MIB = 2**20
 
 
@@ -123,7 +151,52 @@ def worker(name: str, input_size: tuple[int, ...], batch: int, dtype: str) -> di
     return {"persistent": persistent, "growth": growth, "allocator_growth": peak, "step_s": seconds}
 
 
+def inference_worker(name: str, input_size: tuple[int, ...], batch: int) -> dict:
+    """Runs in a fresh process: a no-grad forward pass, peak memory above what stays allocated."""
+    import gc
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from convnet.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(name, in_chans=input_size[0]).eval()
+    x = torch.randn(batch, *input_size)
+
+    def forward() -> None:
+        with torch.no_grad():
+            out = model(x)
+            del out
+
+    forward()  # warm-up: kernels loaded, oneDNN primitives cached
+    gc.collect()
+    persistent = sum(
+        t.untyped_storage().nbytes() for t in [*model.parameters(), *model.buffers(), x]
+    )
+    rss = _status_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM to the current resident set
+    t0 = time.perf_counter()
+    forward()
+    seconds = time.perf_counter() - t0
+    growth = (_status_kib("VmHWM") - rss) * 1024
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        forward()
+    live = peak = 0
+    records = [
+        (e.start_ns(), e.nbytes())
+        for e in prof.profiler.kineto_results.events()
+        if e.name() == "[memory]"
+    ]
+    for _, nbytes in sorted(records):
+        live += nbytes
+        peak = max(peak, live)
+    return {"persistent": persistent, "growth": growth, "allocator_growth": peak, "step_s": seconds}
+
+
 def measure(name: str, input_size: tuple[int, ...], batch: int, dtype: str) -> dict:
+    """The worker's measurement in a fresh process; ``dtype`` "inference" measures a forward pass."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
     arg = json.dumps([name, list(input_size), batch, dtype])
     proc = subprocess.run(
@@ -153,25 +226,13 @@ def machine() -> str:
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true", help="only the two smallest cases")
-    parser.add_argument("--full", action="store_true", help="ImageNet models at 224x224")
-    args = parser.parse_args()
-    if args.worker:
-        name, input_size, batch, dtype = json.loads(args.worker)
-        print(json.dumps(worker(name, tuple(input_size), batch, dtype)))
-        return 0
-
-    from rich.console import Console
+def training_table(console, cases) -> list[float]:
+    """Estimate vs measured training steps; prints the table, returns |error| per case (%)."""
     from rich.table import Table
 
     from convnet.analysis.memory import estimate_training_memory
     from convnet.models import create_model, list_models
 
-    console = Console(width=150)
-    console.print(f"machine: {machine()}")
     console.print(
         "SGD momentum 0.9, cross-entropy; bfloat16 = autocast; MALLOC_MMAP_THRESHOLD_=65536"
     )
@@ -193,8 +254,6 @@ def main() -> int:
         table.add_column(col, justify="right")
     known = set(list_models())
     errors = []
-    start = time.perf_counter()
-    cases = QUICK if args.quick else FULL if args.full else CASES
     for name, input_size, batches, dtype in cases:
         if name not in known:
             console.print(f"[yellow]skipped {name}: not in the registry yet[/]")
@@ -224,10 +283,106 @@ def main() -> int:
             )
             console.print(f"  {name} {dtype} batch {batch}: {got['step_s']:.1f} s per step")
     console.print(table)
-    console.print(
-        f"max |error| of the total peak: {max(errors):.1f}% over {len(errors)} cases "
-        f"(target 10%); wall time {time.perf_counter() - start:.0f} s"
+    return errors
+
+
+def inference_table(console, cases) -> list[float]:
+    """Estimate vs measured no-grad forward passes; prints the table, returns |error| (%)."""
+    from rich.table import Table
+
+    from convnet.analysis.memory import estimate_inference_memory
+    from convnet.models import create_model, list_models
+
+    console.print("eval mode, torch.no_grad, float32; MALLOC_MMAP_THRESHOLD_=65536")
+    table = Table(title="inference memory: estimate vs measured (MiB)")
+    for col in (
+        "model",
+        "input",
+        "batch",
+        "estimate",
+        "measured",
+        "error",
+        "allocator",
+        "error",
+        "weights+batch",
+        "est. act.",
+        "meas. act.",
+        "error",
+    ):
+        table.add_column(col, justify="right")
+    known = set(list_models())
+    errors = []
+    for name, input_size, batches in cases:
+        if name not in known:
+            console.print(f"[yellow]skipped {name}: not in the registry yet[/]")
+            continue
+        model = create_model(name, in_chans=input_size[0])
+        for batch in batches:
+            est = estimate_inference_memory(model, input_size, batch)
+            got = measure(name, input_size, batch, "inference")
+            measured = got["persistent"] + got["growth"]
+            allocator = got["persistent"] + got["allocator_growth"]
+            est_act = est.peak_bytes - got["persistent"]
+            err = 100 * (est.peak_bytes - measured) / measured
+            errors.append(abs(err))
+            table.add_row(
+                name,
+                "x".join(map(str, input_size)),
+                str(batch),
+                f"{est.peak_bytes / MIB:.1f}",
+                f"{measured / MIB:.1f}",
+                f"{err:+.1f}%",
+                f"{allocator / MIB:.1f}",
+                f"{100 * (est.peak_bytes - allocator) / allocator:+.1f}%",
+                f"{got['persistent'] / MIB:.1f}",
+                f"{est_act / MIB:.1f}",
+                f"{got['growth'] / MIB:.1f}",
+                f"{100 * (est_act - got['growth']) / max(got['growth'], 1):+.1f}%",
+            )
+            console.print(f"  {name} batch {batch}: {got['step_s']:.2f} s per forward pass")
+    console.print(table)
+    return errors
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="only the two smallest cases")
+    parser.add_argument("--full", action="store_true", help="ImageNet models at 224x224")
+    parser.add_argument(
+        "--mode",
+        choices=("training", "inference", "both"),
+        default="both",
+        help="which estimate to check (default: both)",
     )
+    args = parser.parse_args()
+    if args.worker:
+        name, input_size, batch, dtype = json.loads(args.worker)
+        if dtype == "inference":
+            print(json.dumps(inference_worker(name, tuple(input_size), batch)))
+        else:
+            print(json.dumps(worker(name, tuple(input_size), batch, dtype)))
+        return 0
+
+    from rich.console import Console
+
+    console = Console(width=150)
+    console.print(f"machine: {machine()}")
+    start = time.perf_counter()
+    pick = 0 if args.quick else 2 if args.full else 1
+    for mode, runs in (("training", training_table), ("inference", inference_table)):
+        if args.mode not in (mode, "both"):
+            continue
+        cases = {
+            "training": (QUICK, CASES, FULL),
+            "inference": (INFERENCE_QUICK, INFERENCE_CASES, INFERENCE_FULL),
+        }[mode][pick]
+        errors = runs(console, cases)
+        console.print(
+            f"{mode}: max |error| of the total peak: {max(errors):.1f}% over {len(errors)} cases "
+            "(target 10%)"
+        )
+    console.print(f"wall time {time.perf_counter() - start:.0f} s")
     return 0
 
 

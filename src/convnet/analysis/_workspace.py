@@ -25,15 +25,25 @@ def conv_workspace(func, args, out, device: torch.device) -> int:
       input copy only when the weight gradient is needed); inputs with fewer than 16 channels
       (an image) are read in place.
     - the native path (``slow_conv2d``, chosen for a single small image and kernels of at most
-      3x3) unfolds the input into im2col columns ``N x (C/g)kk x H'W'``, twice in backward.
+      3x3) unfolds the input into im2col columns ``N x (C/g)kk x H'W'``, twice in backward;
+      a forward 1x1 kernel at stride 1 without padding reads the input as its columns.
     """
     if device.type != "cpu":
         return 0
     if func is torch.ops.aten.convolution.default:
-        x, w, _, stride, _, dilation, transposed, _, groups = args[:9]
+        x, w, _, stride, padding, dilation, transposed, _, groups = args[:9]
         backward, need_input_copy = False, True
+    elif func is torch.ops.aten.conv2d.default:
+        # under torch.inference_mode conv2d reaches the dispatch mode undecomposed, with its
+        # trailing default arguments (stride, padding, dilation 1, 0, 1; groups 1) left out
+        x, w = args[0], args[1]
+        stride = args[3] if len(args) > 3 else (1, 1)
+        padding = args[4] if len(args) > 4 else (0, 0)
+        dilation = args[5] if len(args) > 5 else (1, 1)
+        groups = args[6] if len(args) > 6 else 1
+        transposed, backward, need_input_copy = False, False, True
     elif func is torch.ops.aten.convolution_backward.default:
-        grad_out, x, w, _, stride, _, dilation, transposed, _, groups, mask = args[:11]
+        grad_out, x, w, _, stride, padding, dilation, transposed, _, groups, mask = args[:11]
         backward, need_input_copy = True, bool(mask[1])
     else:
         return 0
@@ -44,6 +54,8 @@ def conv_workspace(func, args, out, device: torch.device) -> int:
     c_out, kh, kw = w.shape[0], w.shape[-2], w.shape[-1]
     h_out, w_out = (grad_out if backward else out).shape[-2:]
     if not uses_onednn(x, w, stride, dilation, groups):
+        if not backward and _pointwise(w, stride, padding):
+            return 0  # a 1x1 kernel at stride 1 without padding reads the input as its columns
         cols = n * (c_in // groups) * kh * kw * h_out * w_out * e
         return 2 * cols if backward else cols
     block = 16 if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else 8
@@ -54,6 +66,13 @@ def conv_workspace(func, args, out, device: torch.device) -> int:
         return result_b + (input_b if need_input_copy else 0)
     weight_b = pad(c_out) * (c_in // groups) * kh * kw * e
     return max(input_b + weight_b, result_b)
+
+
+def _pointwise(w, stride, padding) -> bool:
+    """A 1x1 convolution at stride 1 without padding: torch's native kernel skips im2col."""
+    ones = lambda v: all(int(s) == 1 for s in ([v] if isinstance(v, int) else v))  # noqa: E731
+    zeros = all(int(p) == 0 for p in ([padding] if isinstance(padding, int) else padding))
+    return w.shape[-2] == 1 and w.shape[-1] == 1 and ones(stride) and zeros
 
 
 def uses_onednn(x, w, stride, dilation, groups) -> bool:

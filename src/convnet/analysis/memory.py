@@ -418,6 +418,7 @@ def max_batch(
     memory_bytes: int,
     *,
     limit: int = 1 << 20,
+    inference: bool = False,
     **options,
 ) -> int:
     """The largest batch whose estimated peak fits in ``memory_bytes`` (0 if not even one image).
@@ -425,13 +426,16 @@ def max_batch(
     ``peak(b) = a + b * c`` to within a kernel's choice of algorithm: two estimates (b = 2, 4,
     where every kernel already runs its batched path) give ``a`` and ``c``, then the prediction
     ``floor((memory - a) / c)`` is confirmed by estimating it and its neighbour, and corrected by
-    bisection where the line was off. ``options`` are ``estimate_training_memory``'s keywords.
+    bisection where the line was off. The peak is a training step's, or with ``inference`` a
+    forward pass without gradients (:func:`estimate_inference_memory`); ``options`` are that
+    function's keywords.
     """
     cache: dict[int, int] = {}
+    estimate = estimate_inference_memory if inference else estimate_training_memory
 
     def peak(b: int) -> int:
         if b not in cache:
-            cache[b] = estimate_training_memory(model, input_size, b, **options).peak_bytes
+            cache[b] = estimate(model, input_size, b, **options).peak_bytes
         return cache[b]
 
     def fits(b: int) -> bool:

@@ -96,8 +96,19 @@ def totals_lines(s: Summary) -> list[str]:
             f"(the notes' rule, params x (2 + optimizer state) + 2 x activations x batch: "
             f"{human_bytes(t['notes_training_bytes'])})"
         )
+    if t.get("inference_bytes") is not None:
+        lines.append(
+            f"Inference memory at batch {s.batch_size} (no gradients): "
+            f"{human_bytes(t['inference_bytes'])} estimated peak (parameters and buffers, the "
+            f"batch, and {human_bytes(t['inference_activation_bytes'])} of activations alive "
+            "at once, the notes' test time)"
+        )
     if t.get("max_batch") is not None:
         lines.append(f"Largest batch that fits in the given memory: {t['max_batch']:,}")
+    if t.get("max_inference_batch") is not None:
+        lines.append(
+            f"Largest inference batch that fits in the given memory: {t['max_inference_batch']:,}"
+        )
     return lines
 
 

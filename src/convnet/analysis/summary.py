@@ -158,10 +158,12 @@ def summary(
     ``INPUT[WxHxD]`` carry one). Nothing is computed on real weights: the trace runs on the meta
     device, so VGG-16 summarizes in well under a second.
 
-    The training-memory estimate (``totals["training_bytes"]``: one simulated training step at
-    ``batch_size``, default 1; ``totals["max_batch"]``: the largest batch within ``memory_gb``)
-    runs when asked: ``training_memory=True``, or a ``batch_size`` or ``memory_gb`` given.
-    ``training_memory=False`` skips it even then. The notes' rough rule,
+    The memory estimates (``totals["training_bytes"]``: one simulated training step at
+    ``batch_size``, default 1; ``totals["inference_bytes"]``: one forward pass without
+    gradients, the notes' test time, of which ``inference_activation_bytes`` the largest set
+    of activations alive at once; ``totals["max_batch"]`` and ``totals["max_inference_batch"]``:
+    the largest batches within ``memory_gb``) run when asked: ``training_memory=True``, or a
+    ``batch_size`` or ``memory_gb`` given. ``training_memory=False`` skips them even then. The notes' rough rule,
     ``params x (2 + optimizer state) + 2 x activations x batch``, is in every summary.
     """
     name = _display_name(model)
@@ -270,6 +272,9 @@ def _totals(
         + 2 * forward_bytes * batch_size,
         "training_bytes": None,
         "max_batch": None,
+        "inference_bytes": None,
+        "inference_activation_bytes": None,
+        "max_inference_batch": None,
     }
 
 
@@ -282,16 +287,31 @@ def _training_memory(
     optimizer: str,
     dtype: str,
 ) -> list[str]:
-    """Fill ``training_bytes`` (and ``max_batch``) from a simulated step; return any notes."""
+    """Fill ``training_bytes`` and ``inference_bytes`` (and ``max_batch``,
+    ``max_inference_batch``) from a simulated training step and forward pass; return any notes.
+
+    Inference is the notes' test time: no gradients, so each activation is freed once the
+    layers that read it have run; the peak is parameters + buffers + batch + the largest set
+    of activations alive at one moment (a layer's input and output, and whatever a branch still
+    holds: a shortcut, an Inception module's finished paths, a DenseNet block's features).
+    """
+    from .memory import estimate_inference_memory, estimate_training_memory, max_batch
+
+    budget = None if memory_gb is None else int(memory_gb * 2**30)
+    inference = estimate_inference_memory(model, input_size, batch_size, dtype=DTYPES[dtype])
+    totals["inference_bytes"] = inference.peak_bytes
+    totals["inference_activation_bytes"] = inference.activations_bytes
+    if budget is not None:
+        totals["max_inference_batch"] = max_batch(
+            model, input_size, budget, inference=True, dtype=DTYPES[dtype]
+        )
     if totals["trainable_params"] == 0:
         return ["no trainable parameters, so there is no training step to estimate memory for"]
-    from .memory import estimate_training_memory, max_batch
-
     options = {"optimizer": optimizer, "dtype": DTYPES[dtype]}
     est = estimate_training_memory(model, input_size, batch_size, **options)
     totals["training_bytes"] = est.peak_bytes
-    if memory_gb is not None:
-        totals["max_batch"] = max_batch(model, input_size, int(memory_gb * 2**30), **options)
+    if budget is not None:
+        totals["max_batch"] = max_batch(model, input_size, budget, **options)
     return []
 
 
