@@ -131,35 +131,7 @@ def load_image_folder(
     size = _checked_options(image_size, test_fraction, seed)
 
     split = _split_folders(root)
-    train_files: list[tuple[Path, int]] = []
-    val_files: list[tuple[Path, int]] = []
-    test_files: list[tuple[Path, int]] = []
-    if split is not None:
-        train_dir, val_dir, test_dir = split
-        classes = _classes_in(train_dir)
-        for other in (val_dir, test_dir):
-            for name in _classes_in(other) if other is not None else ():
-                if name not in classes:
-                    raise DataError(f"{other / name}: class {name!r} has no folder in {train_dir}")
-        for k, name in enumerate(classes):
-            train_files += [(p, k) for p in _images_in(train_dir / name)]
-            for other, files in ((val_dir, val_files), (test_dir, test_files)):
-                if other is not None and (other / name).is_dir():
-                    files += [(p, k) for p in _images_in(other / name)]
-    else:
-        classes = _classes_in(root)
-        if not classes:
-            raise DataError(
-                f"{root}: no class sub-folders (expected {root}/<class>/*.png or "
-                f"{root}/train/<class>/ and {root}/test/<class>/)"
-            )
-        g = torch.Generator().manual_seed(seed)
-        for k, name in enumerate(classes):
-            files = _images_in(root / name)
-            order = torch.randperm(len(files), generator=g).tolist()
-            n_test = int(round(len(files) * test_fraction))
-            test_files += [(files[i], k) for i in sorted(order[:n_test])]
-            train_files += [(files[i], k) for i in sorted(order[n_test:])]
+    classes, train_files, val_files, test_files = _list_files(root, split, test_fraction, seed)
     if not train_files:
         raise DataError(f"{root}: no images ({', '.join(sorted(EXTENSIONS))}) in the class folders")
 
@@ -216,6 +188,47 @@ def _checked_options(
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise DataError(f"seed must be a whole number in [0, 2**63), got {seed!r}")
     return None if image_size is None else _pair(image_size)
+
+
+Files = list[tuple[Path, int]]  # (image path, class index)
+
+
+def _list_files(
+    root: Path, split: tuple[Path, Path | None, Path] | None, test_fraction: float, seed: int
+) -> tuple[list[str], Files, Files, Files]:
+    """The class names and the (path, class) pairs of the train, validation and test splits:
+    from the split folders, or, in a flat tree, each class's files permuted with
+    ``torch.Generator().manual_seed(seed)`` and the first ``round(n * test_fraction)`` tested."""
+    train_files: Files = []
+    val_files: Files = []
+    test_files: Files = []
+    if split is not None:
+        train_dir, val_dir, test_dir = split
+        classes = _classes_in(train_dir)
+        for other in (val_dir, test_dir):
+            for name in _classes_in(other) if other is not None else ():
+                if name not in classes:
+                    raise DataError(f"{other / name}: class {name!r} has no folder in {train_dir}")
+        for k, name in enumerate(classes):
+            train_files += [(p, k) for p in _images_in(train_dir / name)]
+            for other, files in ((val_dir, val_files), (test_dir, test_files)):
+                if other is not None and (other / name).is_dir():
+                    files += [(p, k) for p in _images_in(other / name)]
+        return classes, train_files, val_files, test_files
+    classes = _classes_in(root)
+    if not classes:
+        raise DataError(
+            f"{root}: no class sub-folders (expected {root}/<class>/*.png or "
+            f"{root}/train/<class>/ and {root}/test/<class>/)"
+        )
+    g = torch.Generator().manual_seed(seed)
+    for k, name in enumerate(classes):
+        files = _images_in(root / name)
+        order = torch.randperm(len(files), generator=g).tolist()
+        n_test = int(round(len(files) * test_fraction))
+        test_files += [(files[i], k) for i in sorted(order[:n_test])]
+        train_files += [(files[i], k) for i in sorted(order[n_test:])]
+    return classes, train_files, val_files, test_files
 
 
 def _pair(size: int | Sequence[int]) -> tuple[int, int]:
