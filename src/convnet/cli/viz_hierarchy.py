@@ -373,9 +373,19 @@ def _hierarchy(args) -> int:
     images, norm = _images(args, m)
     fig = hierarchy(
         m.model, images, layers=args.layer, channels=args.channels, top=args.top,
-        rule=args.rule, batch_size=args.batch, progress=True, **norm,
+        rule=args.rule, batch_size=args.batch, progress=True, name=_short(m), **norm,
     )  # fmt: skip
     return _save(args, fig, "hierarchy")
+
+
+def _short(loaded) -> str:
+    """A title's name for the model: a run folder's or checkpoint's name, else the class name."""
+    from pathlib import Path
+
+    if loaded.checkpoint:
+        path = Path(loaded.name)
+        return path.parent.name if path.suffix in (".pt", ".pth", ".ckpt") else path.name
+    return loaded.name if len(loaded.name) <= 30 else type(loaded.model).__name__
 
 
 def _codes(args) -> int:

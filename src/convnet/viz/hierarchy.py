@@ -71,12 +71,14 @@ def hierarchy(
     mean=None,
     std=None,
     progress: bool = False,
+    name: str | None = None,
     title: str | None = None,
 ) -> Figure:
     """The page: a row per layer, for its ``channels`` strongest channels the ``top``
     projections (left) and patches (right), each a grid strongest first.
 
-    ``mean``/``std`` normalize the pixels as the model was trained (default: the data's).
+    ``mean``/``std`` normalize the pixels as the model was trained (default: the data's);
+    ``name`` names the model in the title (default: its class name).
     """
     check_rule(rule)
     if channels < 1 or top < 1:
@@ -87,7 +89,7 @@ def hierarchy(
         progress=progress,
     )  # fmt: skip
     per_row = min(channels, max(f.values.shape[0] for f in found.values()))
-    fig = Figure(figsize=(2.0 + 2.4 * per_row, 1.3 * len(paths) + 0.75), layout="constrained")
+    fig = Figure(figsize=(2.3 + 2.4 * per_row, 1.3 * len(paths) + 0.8), layout="constrained")
     fig.get_layout_engine().set(h_pad=0.04, hspace=0.02)
     ratios = [1.6] + [1.0, 1.0, 0.15] * per_row  # a narrow spacer after each pair
     grid = fig.add_gridspec(len(paths), 1 + 3 * per_row, width_ratios=ratios)
@@ -96,8 +98,8 @@ def hierarchy(
         f = found[path]
         label = fig.add_subplot(grid[row, 0])
         label.set_axis_off()
-        text = f"layer {row + 1}: " + _row_label(model, path, f, (h, w))
-        label.text(0, 0.5, text, fontsize=8, va="center")
+        text = f"layer {row + 1}\n" + _row_label(model, path, f, (h, w))
+        label.text(0, 0.5, text, fontsize=9, va="center")
         for k, ch in enumerate(f.ranked_channels()[:per_row]):
             left = fig.add_subplot(grid[row, 1 + 3 * k])
             right = fig.add_subplot(grid[row, 2 + 3 * k])
@@ -105,15 +107,15 @@ def hierarchy(
                 left, mosaic(projection_crops(model, images, f, ch, rule=rule, mean=mean, std=std))
             )
             draw_tile(right, mosaic(patch_crops(f, images, ch)))
-            left.set_title(f"ch {ch}: {rule}", fontsize=7, pad=2)
-            right.set_title(f"ch {ch}: patches", fontsize=7, pad=2)
+            left.set_title(f"ch {ch}: {rule}", fontsize=8, pad=2)
+            right.set_title(f"ch {ch}: patches", fontsize=8, pad=2)
     fig.suptitle(
         title
-        or f"Feature hierarchy of {type(model).__name__}: per channel, its top {top} of "
-        f"{len(images)} {images.what} images, strongest first\nleft of each pair: the "
-        f"{rule} projection of the image's strongest unit (grey = 0); right: the image patch; "
-        "both cropped to the unit's receptive field",
-        fontsize=9,
+        or f"Feature hierarchy of {name or type(model).__name__}: per channel, its top {top} of "
+        f"{len(images)} {images.what} images, strongest first\nleft: the {rule} projection of "
+        "each image's strongest unit (grey = 0); right: the image; both cropped to that unit's "
+        "receptive field",
+        fontsize=10,
     )
     return fig
 
@@ -127,4 +129,4 @@ def _row_label(model: nn.Module, path: str, f: TopUnits, hw: tuple[int, int]) ->
         sh, sw = (int(round(s)) for s in f.field.size)
         rf = f"RF {sh}x{sw} px" if sh == sw else f"RF {sh}x{sw} px (HxW)"
     mh, mw = f.map_size
-    return f"{path}\n{kind}, {k} ch\nmap {mh}x{mw}\n{rf}\nof the {hw[0]}x{hw[1]} input"
+    return f"{path} ({kind})\n{k} channels, map {mh}x{mw}\n{rf}\nof the {hw[0]}x{hw[1]} input"

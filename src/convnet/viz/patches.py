@@ -114,7 +114,8 @@ class Images:
     @property
     def what(self) -> str:
         """``"mnist-sample test"``: the data set and split, for titles."""
-        return f"{self.name} {self.split}".strip()
+        name = self.name.rstrip("/").rsplit("/", 1)[-1]  # a folder's name, not its whole path
+        return f"{name} {self.split}".strip()
 
     def __len__(self) -> int:
         return int(self.pixels.shape[0])
