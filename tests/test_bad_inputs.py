@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import errno
+import importlib.util
 import io
 import json
 import os
@@ -209,6 +210,26 @@ def _viz(fig: str, model: str, *more: str) -> list[str]:
     if fig in ("patches", "hierarchy", "codes"):
         argv += ["--images", "8", "--batch", "8"]
     return argv + list(more)
+
+
+def _codes_cases(add) -> None:
+    """CNN codes (``convnet features``) and the linear classifier on them (``convnet linear``)."""
+    for bad in BAD_CKPTS[:10] + MISSING:
+        path = bad if bad.startswith("{") else f"{{root}}/{bad}.pt"
+        add(f"features-{bad}", "features", path, "-o", "{root}/adir/codes.safetensors")
+    for why, out in OUTPUTS.items():
+        add(f"features-out-{why}", "features", "{root}/net.pt", "-o", out + ".safetensors")
+        add(f"linear-out-{why}", "linear", "{root}/net.pt", "-o", out + ".safetensors")
+    for flags in (["-o", "{root}/adir/codes.txt"], ["-o", "{root}/adir"], ["--batch", "0"],
+                  ["--device", "foo"], ["--device", "cuda"], ["--data", "{root}/empty.npz"],
+                  ["--val-split", "1"], ["--layer", "no.such"]):  # fmt: skip
+        more = [] if "-o" in flags else ["-o", "{root}/adir/codes.safetensors"]
+        add(f"features{''.join(flags)}", "features", "{root}/net.pt", *flags, *more)
+    for codes in ["{root}/nope.safetensors", "{root}/net.pt", "{root}/notes.txt",
+                  "{root}/empty.npz", "{root}/adir"]:  # fmt: skip
+        add(f"linear-{codes}", "linear", codes)
+    for flags in (["--reg", "-1"], ["--reg", "nan"], ["--max-iter", "0"], ["--loss", "x"]):
+        add(f"linear{''.join(flags)}", "linear", "{root}/nope.safetensors", *flags)
 
 
 def _corpus() -> list[tuple[str, list[str]]]:
@@ -457,6 +478,15 @@ def _corpus() -> list[tuple[str, list[str]]]:
                   ["--family", "nosuch"]):  # fmt: skip
         add(f"compare{''.join(flags)}", "compare", PATTERN, *flags, "-o", "{root}/adir/c")
     add("compare-nothing", "compare", "-o", "{root}/adir/c")
+    if importlib.util.find_spec("convnet.cli.features") is not None:
+        _codes_cases(add)
+    # architecture search
+    for flags in (["--trials", "0"], ["--budget", "x"], ["--budget", "-5s"],
+                  ["--child-epochs", "0"], ["--workers", "0"], ["--seed", str(10**23)],
+                  ["--val-split", "1"], ["--top-k", "-1"], ["--out", "{root}/afile.txt"],
+                  ["--out", "{root}/ro/s"], ["--out", "{root}/afile.txt/s"]):  # fmt: skip
+        more = [] if "--out" in flags else ["--out", "{root}/adir/s"]
+        add(f"search{''.join(flags)}", "search", *flags, *more)
     add("compare-bad-ckpt", "compare", "{root}/specstr.pt", "-o", "{root}/adir/c")
     return cases
 
