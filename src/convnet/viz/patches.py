@@ -199,7 +199,7 @@ class Stop(Exception):
     """Raised by a hook once every wanted layer has run: the rest of the forward is not needed."""
 
 
-def run_model(model: nn.Module, x: torch.Tensor):
+def run_model(model: nn.Module, x: torch.Tensor) -> Any:
     """``model(x)``, with torch's shape errors turned into one line naming the input size.
 
     An input the model was not built for (an image too small for its layers, the wrong
