@@ -194,9 +194,9 @@ def _add_codes(sub, model_file):
     )
     q.add_argument(
         "--seed",
-        type=whole_number(0, "random seed"),
+        type=bounded(0, 2**32 - 1, "random seed"),
         default=0,
-        help="random seed of t-SNE and of the thumbnail choice (default 0)",
+        help="random seed of t-SNE and of the thumbnail choice (default 0; 0..4294967295)",
     )
     q.add_argument(
         "--thumbnails",
