@@ -43,6 +43,19 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             os.close(dfd)
 
 
+def load_error_reason(e: BaseException) -> str:
+    """A one-line reason for a failed ``torch.load(weights_only=True)``: the refused Python object
+    when the file pickles one (torch's own message is a paragraph), else the first line."""
+    import re
+
+    text = str(e)
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if "Weights only load failed" in text:
+        what = f" ({found.group(1)})" if found else ""
+        return f"it pickles Python objects{what}, which loading never runs"
+    return (text.strip().splitlines() or [type(e).__name__])[0]
+
+
 def check_writable(path: str | os.PathLike, folder: bool = False, flag: str = "-o") -> None:
     """Refuse, before any work is done, an output ``path`` that cannot be written.
 
@@ -128,7 +141,7 @@ def load_tensors(path: str | os.PathLike, map_location: str = "cpu") -> dict:
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = load_error_reason(e)
         raise WeightsError(
             f"{path}: cannot be loaded safely with weights_only=True ({first}); "
             "save it as a plain state dict or as .safetensors"

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import CheckpointError
-from ..io import atomic_open
+from ..io import atomic_open, load_error_reason
 
 FORMAT = "convnet-checkpoint-1"
 
@@ -54,8 +54,9 @@ def read_checkpoint(
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({load_error_reason(e)})"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(
             f"{path}: not a convnet training checkpoint; load plain weights with convnet.load_weights"
