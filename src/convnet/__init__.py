@@ -22,10 +22,17 @@ _LAZY = {
     "compare": ("convnet.compare", "compare"),
 }
 
-__all__ = ["ConvnetError", "__version__", *_LAZY]
+# Submodules that are called like functions: ``convnet.features(model, data, layer)``.
+_CALLABLE_MODULES = ("features",)
+
+__all__ = ["ConvnetError", "__version__", *_LAZY, *_CALLABLE_MODULES]
 
 
 def __getattr__(name: str):
+    if name in _CALLABLE_MODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")  # binds the attribute as well
     if name in _LAZY:
         import importlib
 
