@@ -191,14 +191,15 @@ def test_resume_after_a_kill_trains_the_interrupted_child_once(tiny, tmp_path):
     from convnet.search import run
 
     out = tmp_path / "k"
-    run("pattern", "reinforce", tiny, trials=1, out=str(out), top_k=0, child_images=100,
+    run("pattern", "reinforce", tiny, trials=1, out=str(out), top_k=0, child_images=100, objective="val-macs",
         progress=False)  # fmt: skip
     study, done = _trained(out)
+    study.enqueue_trial({d.name: 0 for d in SPACE.decisions})  # M = K = 0: INPUT -> FC, valid
     killed = study.ask()  # what a killed worker leaves: decoded, valid, never told
     for d in SPACE.decisions:
         killed.suggest_categorical(d.name, list(range(len(d.choices))))
     killed.set_user_attr("valid", True)
-    r = run("pattern", "reinforce", tiny, trials=2, out=str(out), top_k=0, child_images=100,
+    r = run("pattern", "reinforce", tiny, trials=2, out=str(out), top_k=0, child_images=100, objective="val-macs",
             progress=False, resume=True)  # fmt: skip
     study, done = _trained(out)
     assert len(done) == 2 and r["counts"]["interrupted"] == 1
@@ -294,3 +295,17 @@ def test_report_has_a_search_section(tmp_path):
     html = build_report(tmp_path).read_text()
     assert "Architecture search" in html and "CONV3-8 -&gt; RELU" in html
     assert "92.25" in html and "98,000" in html and "data:image/png;base64" in html
+
+
+def test_nasnet_search_line_retrains_from_its_file(tiny, tmp_path):
+    """A NASNet child's leaderboard line is a nets/trial_N.py:Net file that the trainer (as
+    `convnet train LINE`) rebuilds: the top line is retrained from it and scored on test."""
+    from convnet.search import run
+
+    r = run("nasnet", "nsga2", tiny, trials=1, out=str(tmp_path / "n"), top_k=1, final_epochs=1,
+            child_images=64, progress=False)  # fmt: skip
+    top = r["leaderboard"][0]
+    path, name = top["line"].rsplit(":", 1)
+    assert name == "Net" and Path(path).is_file()
+    assert top["test_top1"] is not None and 0 <= top["test_top1"] <= 100
+    assert r["final"][top["trial"]]["test_top1"] == top["test_top1"]

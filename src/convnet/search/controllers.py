@@ -118,7 +118,7 @@ class Reinforce:
         self.history.append((number, reward, self.baseline))
 
 
-def optuna_sampler(name: str, seed: int, multi: bool):
+def optuna_sampler(name: str, seed: int):
     """Optuna's sampler for ``name`` (random, tpe, nsga2); the reinforce controller proposes its
     own values, fixed through :func:`fixed_sampler`."""
     import optuna

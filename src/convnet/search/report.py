@@ -133,7 +133,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 def plot_pareto(rows: list[dict[str, Any]], path: Path, macs_ref: int | None = None) -> None:
     """pareto.png: validation top-1 against MACs (log scale) for every trained child, the front
-    joined and ringed, the best line's rank 1 labelled; ``macs_ref`` as a dashed vertical line."""
+    joined, ringed and labelled with trial numbers; ``macs_ref`` as a dashed vertical line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -146,6 +146,9 @@ def plot_pareto(rows: list[dict[str, Any]], path: Path, macs_ref: int | None = N
     fx, fy = [pts[i][0] for i in front], [pts[i][1] for i in front]
     ax.step(fx, fy, where="post", color="tab:red", lw=1.5)
     ax.scatter(fx, fy, s=60, facecolors="none", edgecolors="tab:red", lw=1.5, label="Pareto front")
+    for i in front:  # the trial number, to find the line in the leaderboard
+        ax.annotate(f"trial {rows[i]['trial']}", pts[i], textcoords="offset points", xytext=(6, -10),
+                    fontsize=7, color="tab:red")  # fmt: skip
     if macs_ref:
         ax.axvline(macs_ref, color="tab:blue", ls="--", lw=1, label=f"LeNet-5: {macs_ref:,} MACs")
     ax.set_xscale("log")

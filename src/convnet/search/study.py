@@ -209,7 +209,7 @@ class Worker:
         c = self.child_data
         self.space = make_space(self.cfg.space, tuple(c.x_train.shape[1:]), len(c.classes))
         seed = self.cfg.seed * 7919 + self.index  # workers draw different samples
-        self.sampler = optuna_sampler(self.cfg.controller, seed, self.cfg.objective != "val")
+        self.sampler = optuna_sampler(self.cfg.controller, seed)
         self.study = make_study(self.cfg, open_storage(self.cfg.storage_url()), self.sampler)
         self.controller = (
             Reinforce(self.space.decisions, self.cfg.seed)
