@@ -188,7 +188,13 @@ def plot_controller(curve: list[tuple[int, float, float]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.8), dpi=130)
-    ax.scatter([c[0] for c in curve], [c[1] for c in curve], s=14, color="0.5", label="reward")
+    ax.scatter(
+        [c[0] for c in curve],
+        [c[1] for c in curve],
+        s=14,
+        color="0.5",
+        label="reward (an invalid sample: 0)",
+    )
     ax.plot(
         [c[0] for c in curve],
         [c[2] for c in curve],
