@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 
 from ..errors import ConvnetError
-from ..limits import MAX_CHANNELS, MAX_IMAGE_SIDE
+from ..limits import MAX_IMAGE_SIDE
 
 _SEPARATORS = re.compile(r"\s*[x×*,]\s*")
 
@@ -68,10 +68,6 @@ def parse_size(
         raise ConvnetError(
             f"{flag} {text!r}: each side must be 1..{MAX_IMAGE_SIDE} pixels (a longer side is a "
             f"typo: one {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} RGB image is 192 MiB as floats)"
-        )
-    if len(parts) == 3 and parts[0] > MAX_CHANNELS:
-        raise ConvnetError(
-            f"{flag} {text!r}: the depth C must be 1..{MAX_CHANNELS} (more is a transposed size)"
         )
     if volume and len(parts) != 3:
         raise ConvnetError(f"{flag} {text!r}: give the depth too, C x H x W, e.g. {example}")

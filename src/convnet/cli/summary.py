@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConvnetError
-from ._args import add_format, parse_size, positive_number, whole_number
+from ._args import add_format, parse_size, whole_number
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--memory",
-        type=positive_number("gigabytes", 1e6, "a petabyte: more than any machine has"),
+        type=float,
         metavar="GB",
         help="report the largest training batch and the largest inference batch whose "
         "memory fits in GB gigabytes, (0, 1e6] (default: none)",
@@ -107,6 +107,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConvnetError(f"--batch must be at least 1, got {args.batch}")
     if args.memory is not None and not args.memory > 0:
         raise ConvnetError(f"--memory must be a positive number of GB, got {args.memory:g}")
+    if args.memory is not None and not args.memory <= 1e6:  # also inf
+        raise ConvnetError(
+            f"--memory must be at most 1e6 GB (a petabyte: more than any machine has), "
+            f"got {args.memory:g}"
+        )
     s = summary(
         model,
         size,
