@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import torch.nn as nn
 
 COSTS = {
@@ -52,6 +53,9 @@ FIRST_LAYER = (
     "on the image, and a stride there as the compromise for memory (ZFNet's 7x7/2, AlexNet's "
     "11x11/4)"
 )
+
+
+_POOL_OPS = {"max_pool2d", "avg_pool2d", "lp_pool2d"}
 
 
 @dataclass(frozen=True)
@@ -114,8 +118,11 @@ class _Collector:
         self.slides: list[_Slide] = []
 
     def __call__(self, name: str, x: Any, w: Any, path: str, module: nn.Module) -> None:
-        conv = name in ("conv2d",) or isinstance(module, nn.Conv2d) and "pool" not in name
         weight = getattr(module, "weight", None)
+        # a torch conv, or a user's registered windowed module that holds filters; pools hold none
+        conv = name == "conv2d" or (
+            name not in _POOL_OPS and isinstance(weight, torch.Tensor) and weight.dim() >= 2
+        )
         k = getattr(module, "out_channels", None) or (
             weight.shape[0] if conv and weight is not None and weight.dim() == 4 else None
         )
