@@ -179,7 +179,8 @@ def _quiet_profiler() -> Iterator[None]:
     """Keep the profiler's C++ start/stop lines off the terminal; let anything else through.
 
     Some torch builds print ``... profiler_start`` on file descriptor 2 at every profile; the
-    progress bar and the table share that stream.
+    progress bar and the table share that stream. The bar's own frames written meanwhile
+    (terminal escape sequences) are dropped too: it redraws itself.
     """
     sys.stderr.flush()
     saved = os.dup(2)
@@ -193,7 +194,7 @@ def _quiet_profiler() -> Iterator[None]:
             os.close(saved)
             tmp.seek(0)
             for line in tmp.read().decode(errors="replace").splitlines():
-                if "profiler_start" not in line and "profiler_stop" not in line:
+                if not any(k in line for k in ("profiler_start", "profiler_stop", "\x1b")):
                     print(line, file=sys.stderr)
 
 

@@ -17,6 +17,9 @@ length the mean power ``P = E / t`` watts.
   DRAM) are parts of their package and are not added again. Many kernels make ``energy_uj``
   readable by root only.
 
+Both meters see the whole device: a GPU's board, a CPU package's every core. Other work running
+at the same time is counted too, so measure on an otherwise idle machine.
+
 :func:`open_meter` returns a meter for the device, or ``None`` and the reason why not.
 """
 

@@ -343,7 +343,7 @@ def table_rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
             if "power" in c.measured:
                 j = t1.j_per_image
                 row.append(NOT_AVAILABLE if j is None else f"{j:.3f}")
-        rows.append(row)
+        rows.append(row + ["-"] * (len(head) - len(row)))  # a model with nothing timed
     return head, rows
 
 
