@@ -345,9 +345,11 @@ def test_the_conclusions_name_the_models_the_data_pick(compared):
 def test_the_run_report_shows_the_comparison(compared):
     from convnet.viz.report import comparison_section
 
-    _, out = compared
+    result, out = compared
     html = "".join(comparison_section(out))
     assert "<h2>Comparison</h2>" in html and html.count("data:image/png;base64,") == 2
+    lenet = result.models[0]  # its own test accuracy, marked as measured here
+    assert f"{lenet.own_top1:.1f} / {lenet.own_top5:.1f} (here)" in html
     assert "lenet-here" in html and "resnet20" in html and "most operations" in html
 
 

@@ -157,7 +157,11 @@ def _label_points(fig: Figure, ax, models: list[ModelResult], areas: list[float]
     to_px = fig.dpi / 72.0
     centres = [ax.transData.transform((m.gmacs, m.accuracy)) for m in models]
     radii = [_radius(a) * to_px for a in areas]
-    circles = [(x - r, y - r, x + r, y + r) for (x, y), r in zip(centres, radii)]
+    margin = 2 * to_px  # keep labels a little off other circles, not just outside them
+    circles = [
+        (x - r - margin, y - r - margin, x + r + margin, y + r + margin)
+        for (x, y), r in zip(centres, radii)
+    ]
     placed: list[tuple[float, float, float, float]] = []
     directions = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1)]
     order = sorted(range(len(models)), key=lambda i: -radii[i])  # big circles choose first

@@ -343,11 +343,13 @@ def comparison_section(folder: Path) -> list[str]:
     rows = []
     for m in data.get("models", []):
         t = m.get("timings") or [{}]
-        acc = m.get("top1") if m.get("top1") is not None else m.get("own_top1")
+        own = m.get("top1") is None  # a run's own test accuracy, not a reported one
+        acc, top5 = (m.get("own_top1"), m.get("own_top5")) if own else (m["top1"], m.get("top5"))
+        top5 = "-" if top5 is None else f"{top5:.1f}"
         cells = [m["label"], "x".join(map(str, m["input_size"])), f"{m['params'] / 1e6:.2f}"]
         cells += [
             f"{m['gmacs']:.3g}",
-            "-" if acc is None else f"{acc:.1f} / {m.get('top5') or '-'}",
+            "-" if acc is None else f"{acc:.1f} / {top5}{' (here)' if own else ''}",
         ]
         cells.append(
             " / ".join(_mib(m.get(k)) for k in ("inference_estimate", "inference_measured"))
