@@ -319,6 +319,7 @@ def test_the_files_are_written_with_their_columns(compared):
         ("resnet20", "1"),
         ("resnet20", "2"),
     ]
+    assert int(rows[2]["macs"]) == result.models[1].macs and int(rows[0]["params"]) == 61_706
     assert {r["power"] for r in rows} == {result.power}
     assert result.power.startswith("not available here: no RAPL package counters under ")
     data = json.loads((out / "compare.json").read_text())
