@@ -327,8 +327,8 @@ def test_cli_viz_zoo_model(cli, tmp_path):
 
 def test_a_run_folder_loads_its_best_checkpoint(tmp_path):
     # viz takes a run folder as predict and eval do: its best.pt, with normalization and classes
-    from convnet.train import TrainConfig, fit, read_checkpoint
     from convnet.resolve import resolve_model
+    from convnet.train import TrainConfig, fit, read_checkpoint
     from test_train import TINY, tiny_data
 
     fit(
