@@ -104,7 +104,6 @@ def worker(name: str, input_size: tuple[int, ...], batch: int, dtype: str) -> di
 
     import torch
     import torch.nn.functional as F
-    from torch.profiler import ProfilerActivity, profile
 
     from convnet.models import create_model
 
@@ -130,15 +129,23 @@ def worker(name: str, input_size: tuple[int, ...], batch: int, dtype: str) -> di
     tensors = [*model.parameters(), *model.buffers(), x, y]
     tensors += [t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
     persistent = sum(t.untyped_storage().nbytes() for t in tensors)
+    return _measure(step, persistent)
+
+
+def _measure(run, persistent: int) -> dict:
+    """Time one more ``run()`` and the growth of the resident set over it (VmHWM reset first),
+    then the allocator's peak above the start, replayed from the profiler's memory records."""
+    from torch.profiler import ProfilerActivity, profile
+
     rss = _status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current resident set
     t0 = time.perf_counter()
-    step()
+    run()
     seconds = time.perf_counter() - t0
     growth = (_status_kib("VmHWM") - rss) * 1024
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()
+        run()
     live = peak = 0
     records = [
         (e.start_ns(), e.nbytes())
@@ -156,7 +163,6 @@ def inference_worker(name: str, input_size: tuple[int, ...], batch: int) -> dict
     import gc
 
     import torch
-    from torch.profiler import ProfilerActivity, profile
 
     from convnet.models import create_model
 
@@ -174,25 +180,7 @@ def inference_worker(name: str, input_size: tuple[int, ...], batch: int) -> dict
     persistent = sum(
         t.untyped_storage().nbytes() for t in [*model.parameters(), *model.buffers(), x]
     )
-    rss = _status_kib("VmRSS")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset VmHWM to the current resident set
-    t0 = time.perf_counter()
-    forward()
-    seconds = time.perf_counter() - t0
-    growth = (_status_kib("VmHWM") - rss) * 1024
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        forward()
-    live = peak = 0
-    records = [
-        (e.start_ns(), e.nbytes())
-        for e in prof.profiler.kineto_results.events()
-        if e.name() == "[memory]"
-    ]
-    for _, nbytes in sorted(records):
-        live += nbytes
-        peak = max(peak, live)
-    return {"persistent": persistent, "growth": growth, "allocator_growth": peak, "step_s": seconds}
+    return _measure(forward, persistent)
 
 
 def measure(name: str, input_size: tuple[int, ...], batch: int, dtype: str) -> dict:
