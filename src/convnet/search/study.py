@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -303,6 +302,7 @@ class Worker:
 
         from ..errors import ConvnetError
         from ..train import fit, recipe
+        from ..train.distributed import usable_cores
 
         cfg = recipe(
             self.cfg.recipe,
@@ -310,7 +310,7 @@ class Worker:
             eval_every=self.cfg.child_epochs,
             progress=False,
             seed=self.cfg.seed + trial.number,
-            num_threads=max(1, (os.cpu_count() or 1) // self.cfg.workers),
+            num_threads=max(1, usable_cores() // self.cfg.workers),
         )
         t0 = time.perf_counter()
         try:
