@@ -554,7 +554,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
 ):
     import convnet.cli
 
-    monkeypatch.setattr(convnet.cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(convnet.cli, "build_parser", lambda command=None: parser)
     monkeypatch.chdir(world)
     monkeypatch.setenv("CONVNET_DATA", str(world / "adir" / "data"))
     before = _snapshot(world)

@@ -295,3 +295,34 @@ def test_resume_checks_the_saved_config_with_the_flags_given(cli, tmp_path):
         "train", "lenet5", "--out", tmp_path, "--resume", "--threads", "1", "--epochs", "0"
     )
     assert code == 2 and "--epochs 0: must be in 1..100000" in err
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return list(sub.choices)
+
+
+@pytest.mark.parametrize("command", _commands(_build_parser()))
+def test_one_command_parser_is_the_whole_parsers_part(command):
+    """`convnet CMD ...` registers CMD alone (a fast start); its options are the full parser's."""
+    from convnet.cli import OWNER
+
+    alone = _build_parser(command)
+    mine = [c for c in _commands(_build_parser()) if OWNER.get(c, c) == OWNER.get(command, command)]
+    assert _commands(alone) == mine
+    whole = dict(_parsers(build_parser()))
+    for name, parser in _parsers(alone):
+        if name != "convnet":
+            assert [a.option_strings for a in parser._actions] == [
+                a.option_strings for a in whole[name]._actions
+            ]
+
+
+def test_an_unknown_command_still_lists_every_command(capsys):
+    from convnet.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["sumary", "vgg16"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice" in err and all(f"'{c}'" in err for c in _commands(build_parser()))

@@ -88,9 +88,11 @@ def test_resnet20_option_a_shortcuts_in_training_mode(dtype):
     # uses im2col: Winograd's float32 rounding (about 1e-5 against 5e-7) puts a ReLU input near
     # zero on the other side of the kink from torch in about half of the seeds, moving one
     # gradient entry by a whole value; the logits are checked under Winograd below.
+    # Seed 0 ties in float32 when numpy's BLAS runs on one core (taskset) instead of two; seed 1
+    # passes on one and on two cores, with torch on one or two threads.
     algorithm = "im2col" if dtype == torch.float32 else "auto"
     with conv_algorithm(algorithm):
-        net = compare(lambda: create_model("resnet20"), (4, 3, 32, 32), dtype, train=True)
+        net = compare(lambda: create_model("resnet20"), (4, 3, 32, 32), dtype, train=True, seed=1)
     assert any(type(op).__name__ == "Pad" for op in net.layers.values())
 
 

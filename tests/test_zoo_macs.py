@@ -44,3 +44,26 @@ def test_a_changed_card_is_traced_again(cli) -> None:
     assert stored_macs(replace(card, params=card.params + 1)) is None
     code, out, _ = cli("models", "lenet5", "--format", "csv")
     assert code == 0 and f",{stored_macs(card)}," in out
+
+
+def test_the_index_names_the_module_that_registers_each_model() -> None:
+    from convnet.models.macs import MODULES
+
+    assert MODULES == {n: get_card(n).builder.__module__.split(".")[-1] for n in list_models()}
+
+
+def test_one_model_imports_one_family() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, convnet.models as m; m.get_card('vgg16'); m.create_model('vgg16', "
+        "num_classes=10); print(sorted(k for k in sys.modules if k.startswith('convnet.models.')"
+        " and k.split('.')[-1][0] != '_'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert eval(out.stdout) == [
+        "convnet.models.macs",
+        "convnet.models.outputs",
+        "convnet.models.vgg",
+    ]

@@ -26,7 +26,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Subcommands registered by a module of another name; every other subcommand lives in the
+# module of its own name (tests/test_cli_help.py checks both against what ``register`` adds).
+OWNER = {"linear": "features"}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or, given the subcommand a command line names, only that one's.
+
+    Registering one subcommand imports one module instead of all fifteen, which is most of what
+    the CLI adds to torch's own start; ``--help``, a mistyped command or none at all get the
+    whole parser, so they list every command.
+    """
     from .. import __version__
 
     parser = _Parser(
@@ -35,17 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"convnet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")  # subparsers are _Parser too
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    owner = OWNER.get(command or "", command)
+    for name in [owner] if owner in names else names:
+        module = importlib.import_module(f"{__name__}.{name}")
         if hasattr(module, "register"):
             module.register(sub)
     return parser
 
 
+def _command(argv: list[str]) -> str | None:
+    """The subcommand a command line names: its first word, unless an option comes first."""
+    return argv[0] if argv and not argv[0].startswith("-") else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,6 +97,19 @@ def _ensure_loaded() -> None:
     from . import _zoo  # noqa: F401  (imports every family so each registers itself)
 
 
+def _load(name: str) -> None:
+    """Register ``name``: import the one family module the stored index names for it (a model
+    costs one family's import, not the zoo's), or every family where the index does not know it."""
+    if name in _MODELS:
+        return
+    from .macs import MODULES
+
+    if name in MODULES:
+        importlib.import_module(f"{__package__}.{MODULES[name]}")
+    if name not in _MODELS:
+        _ensure_loaded()
+
+
 def _natural_key(name: str) -> list:
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
 
@@ -112,7 +126,7 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 
 def get_card(name: str) -> ModelCard:
-    _ensure_loaded()
+    _load(name)
     try:
         return _MODELS[name]
     except KeyError:
@@ -122,7 +136,7 @@ def get_card(name: str) -> ModelCard:
 
 
 def is_model(name: str) -> bool:
-    _ensure_loaded()
+    _load(name)
     return name in _MODELS
 
 
