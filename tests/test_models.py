@@ -101,6 +101,9 @@ SIDE = {
 # here for real. Their pass runs on the meta device: the wiring, the output shape and a gradient
 # for every parameter, without the arithmetic.
 META_PASS = {"resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2"}
+# VGG-13/16/19 (133-144M parameters, 5 s each) are VGG-11's blocks and head, which run here for
+# real with and without batch norm; their extra layers run on the meta device.
+META_PASS |= {f"vgg{d}{bn}" for d in (13, 16, 19) for bn in ("", "_bn")}
 
 # NASNet-A Large (88.8M) is nasnet_a_mobile's builder and cells with other numbers; Mobile makes
 # the pass here for real, Large's wiring is checked against timm's in tests/test_nasnet.py, and

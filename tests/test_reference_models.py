@@ -68,17 +68,34 @@ def test_lenet5_1998_connection_table_and_trainable_subsampling(dtype):
     assert any(type(op).__name__ == "TableConv2d" for op in net.layers.values())
 
 
+def narrow_head(make, hidden: int = 256):
+    """The zoo model with its FC-4096 layers narrowed to ``hidden`` units: the same layers and
+    the same wiring, without differentiating ~10^8 FC weights in both engines (seconds that test
+    nothing a narrower Linear does not)."""
+
+    def build():
+        model = make()
+        linears = [i for i, m in enumerate(model.classifier) if isinstance(m, nn.Linear)]
+        for i in linears[:-1]:
+            model.classifier[i] = nn.Linear(model.classifier[i].in_features, hidden)
+        last = model.classifier[linears[-1]]
+        model.classifier[linears[-1]] = nn.Linear(hidden, last.out_features)
+        for i in linears[1:-1]:
+            model.classifier[i] = nn.Linear(hidden, hidden)
+        return model
+
+    return build
+
+
 def test_alexnet_small_input_adaptive_pool_upsamples():
     # at 64x64 the features are 1x1; AdaptiveAvgPool2d((6, 6)) repeats them (dropout off: eval)
-    compare(
-        lambda: create_model("alexnet", num_classes=10), (2, 3, 64, 64), torch.float32, train=False
-    )
+    make = narrow_head(lambda: create_model("alexnet", num_classes=10))
+    compare(make, (2, 3, 64, 64), torch.float32, train=False)
 
 
 def test_vgg11_at_32():
-    compare(
-        lambda: create_model("vgg11", num_classes=10), (2, 3, 32, 32), torch.float32, train=False
-    )
+    make = narrow_head(lambda: create_model("vgg11", num_classes=10))
+    compare(make, (2, 3, 32, 32), torch.float32, train=False, seed=1)  # seed 0 ties on one core
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -18,7 +18,14 @@ def register(subparsers) -> None:
         "read), keep the study in Optuna's storage, then retrain the best lines with the full "
         "recipe and score them on test once. Needs Optuna: pip install 'convnet[search]'.",
     )
-    add = p.add_argument
+    _what_options(p.add_argument)
+    _budget_options(p.add_argument)
+    _run_options(p.add_argument)
+    p.set_defaults(func=_search, writes={"out": "folder"})
+
+
+def _what_options(add) -> None:
+    """What is searched: the space, the controller, the data and the objective."""
     add(
         "--space",
         choices=SPACES,
@@ -39,6 +46,25 @@ def register(subparsers) -> None:
         default="mnist-sample",
         help="data set name or path, as convnet train takes it (default: mnist-sample)",
     )
+    add(
+        "--objective",
+        choices=OBJECTIVES,
+        default="val",
+        help="val: maximize validation top-1; val-macs: also minimize multiply-adds (two "
+        "objectives for random/tpe/nsga2; MnasNet's acc*(MACs/target)^-0.07 for reinforce) "
+        "(default: val)",
+    )
+    add(
+        "--macs-target",
+        type=whole_number(1, "multiply-adds"),
+        default=416_520,
+        help="MACs above which reinforce's val-macs reward shrinks, and the reference line in "
+        "pareto.png (default: 416520, LeNet-5's)",
+    )
+
+
+def _budget_options(add) -> None:
+    """How much is spent: trials or wall time, and each child's training."""
     add(
         "--trials",
         type=whole_number(1, "trained children"),
@@ -65,21 +91,10 @@ def register(subparsers) -> None:
         default=0,
         help="training images each child sees, a seeded subset; 0: all (default: 0)",
     )
-    add(
-        "--objective",
-        choices=OBJECTIVES,
-        default="val",
-        help="val: maximize validation top-1; val-macs: also minimize multiply-adds (two "
-        "objectives for random/tpe/nsga2; MnasNet's acc*(MACs/target)^-0.07 for reinforce) "
-        "(default: val)",
-    )
-    add(
-        "--macs-target",
-        type=whole_number(1, "multiply-adds"),
-        default=416_520,
-        help="MACs above which reinforce's val-macs reward shrinks, and the reference line in "
-        "pareto.png (default: 416520, LeNet-5's)",
-    )
+
+
+def _run_options(add) -> None:
+    """Where the study lives, who works on it, and the final retraining."""
     add("--out", default="runs/search", help="run folder (default: runs/search)")
     add(
         "--resume",
@@ -131,7 +146,6 @@ def register(subparsers) -> None:
         action="store_false",
         help="no progress bar or leaderboard table (default: shown)",
     )
-    p.set_defaults(func=_search, writes={"out": "folder"})
 
 
 def _search(args) -> int:

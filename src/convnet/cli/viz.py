@@ -43,28 +43,42 @@ def register(subparsers) -> None:
     )
     sub = p.add_subparsers(dest="viz_command", metavar="FIGURE", required=True)
 
-    def common(q, default: str) -> None:
-        q.set_defaults(writes={"output": "file"})  # checked before any work (cli.main)
-        q.add_argument(
-            "-o",
-            "--out",
-            "--output",
-            dest="output",
-            default=None,
-            help=f"output path, with or without the suffix (default {default}[-LAYER].png/.svg)",
-        )
-        q.add_argument(
-            "--format",
-            default="png,svg",
-            help="the figure's file formats, comma-separated: png, svg, pdf (default png,svg)",
-        )
-        q.add_argument(
-            "--dpi",
-            type=whole_number(1, "dots per inch", 1200, "more makes a poster-sized bitmap"),
-            default=120,
-            help="PNG resolution in dots per inch, 1..1200 (default 120)",
-        )
+    _add_filters(sub)
+    _add_activations(sub)
+    _add_overlay(sub)
+    _add_rf(sub)
+    _add_curves(sub)
 
+    from .viz_hierarchy import register_hierarchy
+
+    register_hierarchy(sub, _common, _model_file, _input)
+
+
+def _common(q, default: str) -> None:
+    """-o/--out, --format and --dpi, and the output checked before any work (cli.main)."""
+    q.set_defaults(writes={"output": "file"})  # checked before any work (cli.main)
+    q.add_argument(
+        "-o",
+        "--out",
+        "--output",
+        dest="output",
+        default=None,
+        help=f"output path, with or without the suffix (default {default}[-LAYER].png/.svg)",
+    )
+    q.add_argument(
+        "--format",
+        default="png,svg",
+        help="the figure's file formats, comma-separated: png, svg, pdf (default png,svg)",
+    )
+    q.add_argument(
+        "--dpi",
+        type=whole_number(1, "dots per inch", 1200, "more makes a poster-sized bitmap"),
+        default=120,
+        help="PNG resolution in dots per inch, 1..1200 (default 120)",
+    )
+
+
+def _add_filters(sub) -> None:
     q = sub.add_parser(
         "filters", help="a conv layer's filters as a grid (default the first conv layer)"
     )
@@ -82,9 +96,11 @@ def register(subparsers) -> None:
         metavar="N",
         help="draw at most N filters (default: all)",
     )
-    common(q, "filters")
+    _common(q, "filters")
     q.set_defaults(func=_filters)
 
+
+def _add_activations(sub) -> None:
     q = sub.add_parser(
         "activations", help="a layer's 2D activation maps for one image, most active first"
     )
@@ -100,9 +116,11 @@ def register(subparsers) -> None:
         metavar="N",
         help="how many maps (default 16; 0 = all)",
     )
-    common(q, "activations")
+    _common(q, "activations")
     q.set_defaults(func=_activations)
 
+
+def _add_overlay(sub) -> None:
     q = sub.add_parser("overlay", help="chosen channels' maps over several images, side by side")
     q.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
     _model_file(q)
@@ -115,9 +133,11 @@ def register(subparsers) -> None:
         default=None,
         help="channel numbers, e.g. 108,375,284 (default: the 4 most active)",
     )
-    common(q, "overlay")
+    _common(q, "overlay")
     q.set_defaults(func=_overlay)
 
+
+def _add_rf(sub) -> None:
     q = sub.add_parser(
         "rf", help="the input region one unit sees, and receptive-field size by depth"
     )
@@ -145,17 +165,15 @@ def register(subparsers) -> None:
         default=None,
         help="channel for the gradient (default: the most active)",
     )
-    common(q, "rf")
+    _common(q, "rf")
     q.set_defaults(func=_rf)
 
+
+def _add_curves(sub) -> None:
     q = sub.add_parser("curves", help="loss, accuracy and learning-rate curves of a run")
     q.add_argument("run", metavar="RUN", help="run folder runs/NAME (or its metrics.jsonl)")
-    common(q, "curves")
+    _common(q, "curves")
     q.set_defaults(func=_curves)
-
-    from .viz_hierarchy import register_hierarchy
-
-    register_hierarchy(sub, common, _model_file, _input)
 
 
 def _model_file(q) -> None:

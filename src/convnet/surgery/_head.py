@@ -251,26 +251,16 @@ def convert_head(gm: fx.GraphModule, folds: dict[fx.Node, tuple], steps: list[St
     for node in list(gm.graph.nodes):
         ins = node.all_input_nodes
         spatial = [a for a in ins if a in layout]
-        src = shape(node.args[0]) if node.args else None
-        out = shape(node)
         if not spatial:
-            if src is not None and len(src) == 4 and out is not None and len(out) == 2:
-                if _is_flatten(gm, node):
-                    fold = folds.get(node)
-                    c, h, w = src[1], *((fold[0].shape[0], fold[1].shape[0]) if fold else src[2:])
-                    if out[0] != src[0] or out[1] != c * h * w:
-                        raise ConversionError(
-                            f"{node_label(gm, node)} reshapes the {src[1:]} map to {out[1:]}, not a "
-                            "flatten that keeps the batch axis; flatten with torch.flatten(x, 1)"
-                        )
-                    layout[node] = _Layout("flat", c, h, w, fold=fold, source=node_label(gm, node))
-                    steps.append(Step(*_where(gm, node), "removed (the convolutions keep the map)"))
-                    flattens.append(node)
-                elif _is_reduction(node):
-                    reductions.add(node)
+            found = _flatten_layout(gm, node, folds.get(node))
+            if found == "reduction":
+                reductions.add(node)
+            elif found is not None:
+                layout[node] = found
+                steps.append(Step(*_where(gm, node), "removed (the convolutions keep the map)"))
+                flattens.append(node)
             continue
-        lay = spatial[0]
-        lay = layout[lay]
+        lay = layout[spatial[0]]
         label = node_label(gm, node)
         others = [a for a in ins if a not in layout and shape(a) is not None]
         if others:
@@ -282,66 +272,102 @@ def convert_head(gm: fx.GraphModule, folds: dict[fx.Node, tuple], steps: list[St
             raise ConversionError(
                 f"{label} combines tensors of different layouts after the flatten"
             )
-        m = _module(gm, node)
         if node.op == "output":
             continue
-        if isinstance(m, nn.Linear):
-            key = (lay.kind, lay.c, lay.h, lay.w)
-            if node.target in converted:
-                if converted[node.target] != key:
-                    raise ConversionError(
-                        f"{label} is applied to two different inputs; it cannot be one convolution"
-                    )
-            else:
-                conv = _linear_to_conv(m, lay)
-                kh, kw = conv.kernel_size
-                f = f"F={kh}" if kh == kw else f"F={kh}x{kw}"
-                set_submodule(gm, node.target, conv)
-                steps.append(
-                    Step(
-                        node.target,
-                        f"Linear({m.in_features}->{m.out_features})",
-                        f"Conv2d({conv.in_channels}->{conv.out_channels}, {f})",
-                    )
-                )
-                converted[node.target] = key
-            layout[node] = _Layout("vec", m.out_features, source=lay.source)
-        elif _is_passthrough(gm, node):
-            layout[node] = lay
-        elif _is_elementwise(gm, node, lay):
-            if lay.fold is not None:
-                raise ConversionError(
-                    f"{label} sits between an adaptive average pool and the first Linear; the pool can "
-                    "be folded into the Linear only when nothing but dropout separates them"
-                )
-            layout[node] = lay
-        elif isinstance(m, nn.BatchNorm1d) and lay.kind == "vec":
-            set_submodule(gm, node.target, _bn1d_to_2d(m))
-            steps.append(
-                Step(
-                    node.target, f"BatchNorm1d({m.num_features})", f"BatchNorm2d({m.num_features})"
-                )
-            )
-            layout[node] = lay
-        elif (dim := _softmax_dim(gm, node)) is not None and lay.kind == "vec" and dim in (1, -1):
-            if m is not None:
-                m.dim = 1
-            elif "dim" in node.kwargs:
-                node.update_kwarg("dim", 1)
-            else:
-                node.update_arg(1, 1)
-            if dim != 1:  # the class axis of (N, K, h, w) is 1, not the last
-                steps.append(Step(_where(gm, node)[0], f"softmax(dim={dim})", "softmax(dim=1)"))
-            layout[node] = lay
-        elif node.op == "call_method" and node.target == "size" and node.args[1:] in ((0,), ()):
-            continue
-        else:
-            raise ConversionError(
-                f"cannot convert {label} after the flatten at {lay.source}: only Linear layers, "
-                "activations, dropout, BatchNorm1d and softmax can follow it there"
-            )
+        after = _convert_node(gm, node, lay, converted, steps)
+        if after is not None:
+            layout[node] = after
     for node in flattens:  # dropped only now: the walk above follows them to their users
         _drop_node(node)
+    _refuse_unconverted_linears(gm, reductions)
+    return len(converted)
+
+
+def _flatten_layout(gm: fx.GraphModule, node: fx.Node, fold: tuple | None):
+    """A flatten of a conv map starts a converted region: its :class:`_Layout`. ``"reduction"``
+    for a 4-D -> 2-D reduction (global pooling), None for anything else."""
+    src = shape(node.args[0]) if node.args else None
+    out = shape(node)
+    if src is None or len(src) != 4 or out is None or len(out) != 2:
+        return None
+    if _is_flatten(gm, node):
+        return _flat(gm, node, src, out, fold)
+    return "reduction" if _is_reduction(node) else None
+
+
+def _flat(gm: fx.GraphModule, node: fx.Node, src, out, fold: tuple | None) -> _Layout:
+    c, h, w = src[1], *((fold[0].shape[0], fold[1].shape[0]) if fold else src[2:])
+    if out[0] != src[0] or out[1] != c * h * w:
+        raise ConversionError(
+            f"{node_label(gm, node)} reshapes the {src[1:]} map to {out[1:]}, not a "
+            "flatten that keeps the batch axis; flatten with torch.flatten(x, 1)"
+        )
+    return _Layout("flat", c, h, w, fold=fold, source=node_label(gm, node))
+
+
+def _convert_node(
+    gm: fx.GraphModule, node: fx.Node, lay: _Layout, converted: dict[str, tuple], steps: list[Step]
+) -> _Layout | None:
+    """Rewrite one node downstream of a flatten; its output's layout (None: a size query)."""
+    label = node_label(gm, node)
+    m = _module(gm, node)
+    if isinstance(m, nn.Linear):
+        key = (lay.kind, lay.c, lay.h, lay.w)
+        if node.target in converted:
+            if converted[node.target] != key:
+                raise ConversionError(
+                    f"{label} is applied to two different inputs; it cannot be one convolution"
+                )
+        else:
+            conv = _linear_to_conv(m, lay)
+            kh, kw = conv.kernel_size
+            f = f"F={kh}" if kh == kw else f"F={kh}x{kw}"
+            set_submodule(gm, node.target, conv)
+            steps.append(
+                Step(
+                    node.target,
+                    f"Linear({m.in_features}->{m.out_features})",
+                    f"Conv2d({conv.in_channels}->{conv.out_channels}, {f})",
+                )
+            )
+            converted[node.target] = key
+        return _Layout("vec", m.out_features, source=lay.source)
+    elif _is_passthrough(gm, node):
+        return lay
+    elif _is_elementwise(gm, node, lay):
+        if lay.fold is not None:
+            raise ConversionError(
+                f"{label} sits between an adaptive average pool and the first Linear; the pool can "
+                "be folded into the Linear only when nothing but dropout separates them"
+            )
+        return lay
+    elif isinstance(m, nn.BatchNorm1d) and lay.kind == "vec":
+        set_submodule(gm, node.target, _bn1d_to_2d(m))
+        steps.append(
+            Step(node.target, f"BatchNorm1d({m.num_features})", f"BatchNorm2d({m.num_features})")
+        )
+        return lay
+    elif (dim := _softmax_dim(gm, node)) is not None and lay.kind == "vec" and dim in (1, -1):
+        if m is not None:
+            m.dim = 1
+        elif "dim" in node.kwargs:
+            node.update_kwarg("dim", 1)
+        else:
+            node.update_arg(1, 1)
+        if dim != 1:  # the class axis of (N, K, h, w) is 1, not the last
+            steps.append(Step(_where(gm, node)[0], f"softmax(dim={dim})", "softmax(dim=1)"))
+        return lay
+    elif node.op == "call_method" and node.target == "size" and node.args[1:] in ((0,), ()):
+        return None
+    else:
+        raise ConversionError(
+            f"cannot convert {label} after the flatten at {lay.source}: only Linear layers, "
+            "activations, dropout, BatchNorm1d and softmax can follow it there"
+        )
+
+
+def _refuse_unconverted_linears(gm: fx.GraphModule, reductions: set[fx.Node]) -> None:
+    """A Linear left after the walk reads no flattened conv map: say why it cannot convert."""
     for node in gm.graph.nodes:
         m = _module(gm, node)
         if isinstance(m, nn.Linear):
@@ -360,7 +386,6 @@ def convert_head(gm: fx.GraphModule, folds: dict[fx.Node, tuple], steps: list[St
             raise ConversionError(
                 f"{node_label(gm, node)} acts on {kind}; it has no convolutional form"
             )
-    return len(converted)
 
 
 def _ancestor_in(node: fx.Node, targets: set[fx.Node]) -> fx.Node | None:
