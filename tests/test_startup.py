@@ -32,9 +32,21 @@ SCRIPT = textwrap.dedent(
             assert main(list(argv)) == 0, argv
         return out.getvalue()
 
+    # `convnet summary vgg16` registers one subcommand and imports one zoo family
+    quiet("summary", "vgg16")
+    families = sorted(m for m in sys.modules if m.startswith("convnet.models.") and m[15] != "_")
+    assert families == ["convnet.models.macs", "convnet.models.outputs", "convnet.models.vgg"], families
+    commands = sorted(m for m in sys.modules if m.startswith("convnet.cli.") and m[12] != "_")
+    assert commands == ["convnet.cli.summary"], commands
+
     # (test_zoo_macs checks that every model's count is stored; here, that none is traced)
+    import convnet.analysis as analysis
+    def traced(*args, **kwargs):
+        raise AssertionError("models traced")
+    analysis.summary, kept = traced, analysis.summary
     csv = quiet("models", "vgg", "--format", "csv")
-    assert "vgg16," in csv and "convnet.analysis.trace" not in sys.modules, "models traced"
+    analysis.summary = kept
+    assert "vgg16," in csv
     quiet("explain", "stack", "--filter", "3", "--depth", "3")
 
     from convnet.analysis import summary

@@ -51,19 +51,3 @@ def test_the_index_names_the_module_that_registers_each_model() -> None:
 
     assert MODULES == {n: get_card(n).builder.__module__.split(".")[-1] for n in list_models()}
 
-
-def test_one_model_imports_one_family() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, convnet.models as m; m.get_card('vgg16'); m.create_model('vgg16', "
-        "num_classes=10); print(sorted(k for k in sys.modules if k.startswith('convnet.models.')"
-        " and k.split('.')[-1][0] != '_'))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert eval(out.stdout) == [
-        "convnet.models.macs",
-        "convnet.models.outputs",
-        "convnet.models.vgg",
-    ]
