@@ -50,4 +50,3 @@ def test_the_index_names_the_module_that_registers_each_model() -> None:
     from convnet.models.macs import MODULES
 
     assert MODULES == {n: get_card(n).builder.__module__.split(".")[-1] for n in list_models()}
-
