@@ -1,4 +1,4 @@
-"""Start-up: what a summary, `convnet models` and `convnet explain` process must not import.
+"""Start-up: what a summary, FC -> CONV, `convnet models` and `convnet explain` must not import.
 
 ``torch._dynamo`` (about a second) and sympy (about half a second) come in through torch's
 Python meta kernels and decompositions, which the meta-device trace avoids; `convnet models`
@@ -53,6 +53,13 @@ SCRIPT = textwrap.dedent(
     for name in ("vgg16", "resnet50", "densenet121"):
         macs = summary(name).totals["macs"]
         assert f'"macs": {macs}' in quiet("summary", name, "--format", "json")
+    # FC -> CONV's shape pass on a meta model (the notes' VGG/AlexNet conversions)
+    import torch
+    from convnet.analysis.trace import SkipInit
+    from convnet.models import create_model
+    from convnet.surgery import fc_to_conv
+    with torch.device("meta"), SkipInit():
+        fc_to_conv(create_model("alexnet"), (3, 224, 224))
     loaded = [m for m in ("torch._dynamo", "sympy") if m in sys.modules]
     assert not loaded, f"imported {loaded}"
     """

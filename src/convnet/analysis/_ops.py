@@ -49,6 +49,10 @@ QUIET = {
 
 # Positional parameter names of the calls whose hyperparameters matter.
 SIGNATURES: dict[str, tuple[str, ...]] = {
+    **{
+        name: ("input", "p", "training", "inplace")
+        for name in ("dropout", "dropout1d", "dropout2d", "alpha_dropout", "feature_alpha_dropout")
+    },
     "conv2d": ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
     "conv_transpose2d": (
         "input",

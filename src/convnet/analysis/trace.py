@@ -81,6 +81,32 @@ class SkipInit(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+class MetaShapes(TorchFunctionMode):
+    """Runs torch calls on meta tensors from their shapes alone where the trace knows how
+    (:func:`meta_result`), else lets torch run them: a shape pass without the Python meta
+    kernels and decompositions whose first call imports ``torch._dynamo`` or sympy (seconds).
+    ``convnet.surgery`` propagates shapes through a traced graph under it."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = op_name(func)
+        inputs = tensors_in(args) + (tensors_in(kwargs) if kwargs else [])
+        if not inputs or not all(t.is_meta for t in inputs):
+            return func(*args, **kwargs)
+        b = bind(name, args, kwargs)
+        window = None
+        if inputs[0].dim() == 4 and name in SLIDING:
+            weight_hw = tuple(b["weight"].shape[-2:]) if name == "conv2d" else None
+            window = Window.of(name, b, weight_hw)
+        if name in _DROPOUTS:  # torch's meta dropout runs through torch._refs
+            return inputs[0] if b.get("inplace") else meta_like(inputs[0])
+        out = meta_result(name, getattr(func, "__name__", ""), b, args, inputs, window)
+        return func(*args, **kwargs) if out is None else out
+
+
+_DROPOUTS = {"dropout", "dropout1d", "dropout2d", "alpha_dropout", "feature_alpha_dropout"}
+
+
 class Recorder(TorchFunctionMode):
     """Attributes every torch call to the innermost running module and records layer calls.
 

@@ -13,6 +13,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from ..analysis.trace import MetaShapes
 from ..errors import ConversionError
 
 
@@ -71,12 +72,14 @@ def propagate(gm: fx.GraphModule, size: Sequence[int], batch: int = 2) -> tuple[
     that keeps it.
     """
     swap = {
-        f"gm.{k}": torch.empty_like(v, device="meta")
+        f"gm.{k}": torch.empty(
+            v.shape, dtype=v.dtype, device="meta"
+        )  # not empty_like: see MetaShapes
         for k, v in itertools.chain(gm.named_parameters(), gm.named_buffers())
     }
     x = torch.empty((batch, *size), device="meta", dtype=first_dtype(gm))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), MetaShapes():
             out = torch.func.functional_call(_Runner(gm), swap, (x,), strict=False)
     except ConversionError:
         raise
