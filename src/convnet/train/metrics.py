@@ -66,13 +66,14 @@ class RunLog:
         """Loss and top-1 per epoch, train and validation, saved as curves.png."""
         if self.out is None or not self.records:
             return None
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figures
 
         epochs = [r["epoch"] for r in self.records]
-        fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+        fig = Figure(figsize=(10, 4))
+        # fixed margins: a layout engine doubles the time of this small figure (0.7 s -> 1.3 s
+        # on a 2-core machine), and every training run draws it
+        fig.subplots_adjust(left=0.07, right=0.985, bottom=0.13, top=0.91, wspace=0.22)
+        ax_loss, ax_acc = fig.subplots(1, 2)
         for key, label, ax in (
             ("train_loss", "train", ax_loss),
             ("val_loss", "validation", ax_loss),
@@ -91,7 +92,6 @@ class RunLog:
         path = self.out / "curves.png"
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=100)
-        plt.close(fig)
         from ..io import atomic_write_bytes
 
         atomic_write_bytes(path, buf.getvalue())
