@@ -179,8 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             fit(name, data, config.replace(out=str(run)), force=args.force)
     curves = {name: _errors(out / name) for name in MODELS}
     title = (
-        f"{data.name}: {data.x_train.shape[0]:,} training images, {args.epochs} epoch(s) each, "
-        "one recipe (dashed: plain, solid: residual)"
+        f"{data.name}: {data.x_train.shape[0]:,} images ({1 - config.val_split:.0%} train, "
+        f"{config.val_split:.0%} validation), {args.epochs} epoch(s) each, one recipe "
+        "(dashed: plain, solid: residual)"
     )
     paths = save_figure(_figure(curves, title), out / "degradation.png")
     final = {name: (c[1][-1], c[2][-1]) for name, c in curves.items()}
