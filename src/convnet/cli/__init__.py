@@ -17,6 +17,7 @@ import typing
 import warnings
 
 from ..errors import ConvnetError
+from ._args import thaw
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         warnings.showwarning = shown
+        thaw()
 
 
 def _check_outputs(args: argparse.Namespace) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import add_format
+from ._args import add_format, freeze_imports
 
 COLUMNS = ("name", "family", "year", "paper", "params", "layers", "macs", "input", "result")
 
@@ -49,6 +49,7 @@ def _rows(pattern: str | None, macs: bool) -> list[dict]:
     from ..errors import ModelNotFoundError
     from ..models import get_card, list_models
 
+    freeze_imports()  # torch is imported by now
     names = list_models(pattern)
     if not names:
         raise ModelNotFoundError(f"no model matches {pattern!r}; `convnet models` lists them all")

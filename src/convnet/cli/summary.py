@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConvnetError
-from ._args import add_format, parse_size, whole_number
+from ._args import add_format, freeze_imports, parse_size, whole_number
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis import summary
     from ..resolve import resolve_model
 
+    freeze_imports()  # torch is imported by now
     try:  # (C, H, W), or (H, W) with the model's depth
         given = parse_size(args.input) if args.input else None
     except ConvnetError:  # W x H x D at first sight: read again once the model's depth is known
