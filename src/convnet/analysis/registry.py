@@ -91,9 +91,10 @@ class Window:
 
     @classmethod
     def of(cls, name: str, b: dict, weight_hw: tuple[int, int] | None = None) -> Window:
-        """The window of a torch conv or pool call from its bound arguments ``b``."""
+        """The window of a torch conv or pool call from its bound arguments ``b`` (a conv's F from
+        its weight's last two axes unless ``weight_hw`` gives it)."""
         if name == "conv2d":
-            f = weight_hw
+            f = weight_hw if weight_hw is not None else tuple(b["weight"].shape[-2:])
             s, d = pair(b.get("stride"), 1), pair(b.get("dilation"), 1)
             pad = b.get("padding", 0)
             if pad == "valid":

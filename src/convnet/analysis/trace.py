@@ -94,12 +94,9 @@ class MetaShapes(TorchFunctionMode):
         if not inputs or not all(t.is_meta for t in inputs):
             return func(*args, **kwargs)
         b = bind(name, args, kwargs)
-        window = None
-        if inputs[0].dim() == 4 and name in SLIDING:
-            weight_hw = tuple(b["weight"].shape[-2:]) if name == "conv2d" else None
-            window = Window.of(name, b, weight_hw)
         if name in _DROPOUTS:  # torch's meta dropout runs through torch._refs
             return inputs[0] if b.get("inplace") else meta_like(inputs[0])
+        window = Window.of(name, b) if inputs[0].dim() == 4 and name in SLIDING else None
         out = meta_result(name, getattr(func, "__name__", ""), b, args, inputs, window)
         return func(*args, **kwargs) if out is None else out
 
@@ -264,8 +261,7 @@ class Recorder(TorchFunctionMode):
             if rule is not None and rule.window is not None:
                 window = rule.window_of(args, kwargs)
             elif name in SLIDING:
-                weight_hw = tuple(b["weight"].shape[-2:]) if name == "conv2d" else None
-                window = Window.of(name, b, weight_hw)
+                window = Window.of(name, b)
             if window is not None and self.check is not None:
                 self.check(name, inputs[0], window, top[0], top[1])
         check_inputs(name, b, inputs, top)
