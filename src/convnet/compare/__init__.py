@@ -11,10 +11,11 @@ RAPL), ``results`` (the rows, conclusions, CSV/JSON/table) and ``figures`` (the 
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import TYPE_CHECKING
+
+from ..lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from .results import Comparison, Conclusion, ModelResult
@@ -33,12 +34,7 @@ _LAZY = {
 __all__ = ["FAMILIES", "Comparison", "Conclusion", "ModelResult", "compare", "family_models"]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'convnet.compare' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 class _Package(types.ModuleType):

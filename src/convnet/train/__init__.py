@@ -10,11 +10,11 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import Any
 
+from ..lazy import lazy_attributes
 from .config import RECIPES, TrainConfig, recipe, recipe_for_model
 
 # The torch-importing parts load on first use, so the CLI can build `convnet train`'s flags from
@@ -40,12 +40,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 class _Package(types.ModuleType):
