@@ -208,12 +208,71 @@ def test_resume_after_a_kill_trains_the_interrupted_child_once(tiny, tmp_path):
     assert (out / "controller.png").is_file()
 
 
+def test_max_macs_rejects_untrained_and_asha_halves_by_its_rule(tiny, tmp_path):
+    """--max-macs: a sample over the limit (its MACs traced by the summary of the built net, not
+    the space's arithmetic) is PRUNED untrained. --pruner asha: a child trains past epoch 1
+    exactly when its validation there is within the best third of the values reported at epoch
+    1 so far, the first ones going on when best (successive halving, eta = 3). The retrained
+    line chosen is the one with the best validation after retraining."""
+    from convnet.analysis import summary
+    from convnet.notation import build
+    from convnet.search import run
+
+    limit = 20_000
+    r = run("pattern", "random", tiny, trials=6, child_epochs=3, pruner="asha", max_macs=limit,
+            out=str(tmp_path / "a"), top_k=2, final_epochs=1, child_images=100, progress=False)  # fmt: skip
+    study = optuna.load_study(
+        study_name="search", storage=f"sqlite:///{tmp_path / 'a' / 'study.db'}"
+    )
+    trials = study.get_trials()
+    over = [t for t in trials if "over_macs" in t.user_attrs]
+    assert r["counts"]["over_macs"] == len(over) > 0
+    for t in over:
+        assert "seconds" not in t.user_attrs and t.state.name == "PRUNED"
+        net = build(t.user_attrs["text"], num_classes=10)
+        assert summary(net, (1, 16, 16)).totals["macs"] > limit
+    children = sorted((t for t in trials if "seconds" in t.user_attrs), key=lambda t: t.number)
+    assert len(children) == 6 == r["counts"]["trained"] + r["counts"]["halved"]
+    seen: list[float] = []
+    for t in children:
+        v = t.intermediate_values[1]
+        competing = sorted([*seen, v], reverse=True)
+        went_on = v >= competing[max(len(competing) // 3 - 1, 0)]
+        assert t.user_attrs["epochs"] == (3 if went_on else 1)
+        assert t.state.name == ("COMPLETE" if went_on else "PRUNED")
+        seen.append(v)
+    assert r["counts"]["halved"] == sum(t.user_attrs["epochs"] == 1 for t in children) > 0
+    assert all(row["macs"] <= limit for row in r["leaderboard"])
+    retrained = {int(k): v for k, v in r["final"].items()}
+    assert len(retrained) == 2
+    best = max(retrained.values(), key=lambda v: v["val_top1"])["val_top1"]
+    assert r["chosen"]["final_val_top1"] == best and r["chosen"]["trial"] in retrained
+
+
+def test_chosen_is_the_best_retrained_validation_then_fewer_macs():
+    from convnet.search.driver import chosen
+
+    rows = [
+        {"rank": 1, "trial": 7, "macs": 900, "test_top1": 99.0},
+        {"rank": 2, "trial": 3, "macs": 500, "test_top1": 90.0},
+        {"rank": 3, "trial": 5, "macs": 100, "test_top1": 95.0},
+        {"rank": 4, "trial": 9, "macs": 50, "test_top1": None},
+    ]
+    final = {7: {"val_top1": 97.0}, 3: {"val_top1": 98.0}, 5: {"val_top1": 98.0}}
+    assert chosen(rows, final)["trial"] == 5  # test never decides: trial 7 has the best test
+    assert chosen(rows, {}) is None
+
+
 def test_search_cli_errors_are_one_line(tmp_path, capsys):
     from convnet.cli import main
 
     assert main(["search", "--budget", "soon", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("convnet search: error: --budget") and err.count("\n") == 1
+    out = str(tmp_path / "y")
+    assert main(["search", "--pruner", "asha", "--objective", "val-macs", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "--objective val" in err and err.count("\n") == 1
 
 
 def test_missing_optuna_says_how_to_install(monkeypatch):
@@ -286,15 +345,18 @@ def test_report_has_a_search_section(tmp_path):
 
     rows = [
         dict(rank=1, trial=4, line="INPUT[28x28x1] -> CONV3-8 -> RELU -> POOL -> FC-10",
-             val_top1=91.5, params=15_770, macs=98_000, seconds=2.0, test_top1=92.25),
-        dict(rank=2, trial=1, line="INPUT[28x28x1] -> FC-10", val_top1=85.0, params=7_850,
-             macs=7_840, seconds=1.0, test_top1=None),
+             val_top1=91.5, epochs=9, params=15_770, macs=98_000, seconds=2.0, test_top1=92.25),
+        dict(rank=2, trial=1, line="INPUT[28x28x1] -> FC-10", val_top1=85.0, epochs=1,
+             params=7_850, macs=7_840, seconds=1.0, test_top1=None),
     ]  # fmt: skip
-    write_leaderboard(tmp_path, rows, {"settings": {"space": "pattern"}, "counts": {"trained": 2}})
+    pick = {**rows[0], "final_val_top1": 97.5}
+    extra = {"settings": {"space": "pattern"}, "counts": {"trained": 2}, "chosen": pick}
+    write_leaderboard(tmp_path, rows, extra)
     plot_pareto(rows, tmp_path / "pareto.png", 416_520)
     html = build_report(tmp_path).read_text()
     assert "Architecture search" in html and "CONV3-8 -&gt; RELU" in html
     assert "92.25" in html and "98,000" in html and "data:image/png;base64" in html
+    assert "Chosen on validation after retraining: trial 4" in html and "97.50%" in html
 
 
 def test_nasnet_search_line_retrains_from_its_file(tiny, tmp_path):

@@ -172,6 +172,31 @@ def test_early_stop_and_a_resume_that_would_change_the_split(tmp_path):
     assert evaluate(tmp_path, data, split="val")["n"] == 9
 
 
+def test_on_epoch_ends_the_run_where_it_returns_true(tmp_path):
+    """fit's on_epoch hook (the search's successive halving uses it): called after every epoch
+    with its validation top-1 (None on an epoch not validated); True ends the run there."""
+    data = _digits(n_train=90, n_test=15)
+    seen = []
+
+    def on_epoch(epoch, val_top1):
+        seen.append((epoch, val_top1))
+        return epoch == 3
+
+    base = dict(batch_size=16, lr=0.5, schedule="constant", progress=False, eval_every=2)
+    r = fit(LINEAR, data, TrainConfig(out=str(tmp_path), epochs=8, **base), on_epoch=on_epoch)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [e for e, _ in seen] == [1, 2, 3] == [row["epoch"] for row in rows]
+    assert [v for _, v in seen] == [None, rows[1]["val_top1"], None]
+    assert (r["epochs"], r["best_epoch"], r["stopped_early"], r["checkpoint"]) == (
+        3,
+        2,
+        True,
+        "best",
+    )
+    with pytest.raises(ConvnetError, match="nproc 1"):
+        fit(LINEAR, data, TrainConfig(epochs=1, nproc=2, **base), on_epoch=on_epoch)
+
+
 def test_nothing_validated_is_said_and_the_test_split_scores_the_last_weights(tmp_path, capsys):
     data = _digits()
     cfg = TrainConfig(out=str(tmp_path), epochs=1, batch_size=16, lr=0.1, val_split=0)

@@ -61,6 +61,13 @@ def _what_options(add) -> None:
         help="MACs above which reinforce's val-macs reward shrinks, and the reference line in "
         "pareto.png (default: 416520, LeNet-5's)",
     )
+    add(
+        "--max-macs",
+        type=whole_number(1, "multiply-adds"),
+        default=None,
+        help="reject children with more multiply-adds than this before training them, counted "
+        "as over_macs (a hard limit; default: none)",
+    )
 
 
 def _budget_options(add) -> None:
@@ -83,7 +90,16 @@ def _budget_options(add) -> None:
         "--child-epochs",
         type=whole_number(1, "epochs per child"),
         default=1,
-        help="epochs each child trains, 1..1000 (default: 1)",
+        help="epochs each child trains, 1..1000; with --pruner asha, the most it may train "
+        "(default: 1)",
+    )
+    add(
+        "--pruner",
+        choices=("none", "asha"),
+        default="none",
+        help="asha: successive halving (Optuna's) stops a child after 1, 3, 9, ... epochs unless "
+        "its validation top-1 is in the best third at that epoch; needs --objective val "
+        "(default: none)",
     )
     add(
         "--child-images",
@@ -154,10 +170,12 @@ def _search(args) -> int:
     trials = args.trials if args.trials is not None or args.budget else 20
     result = run(
         args.space, args.controller, args.data, trials=trials, budget=args.budget,
-        child_epochs=args.child_epochs, child_images=args.child_images, objective=args.objective,
+        child_epochs=args.child_epochs, child_images=args.child_images, pruner=args.pruner,
+        objective=args.objective,
         out=args.out, resume=args.resume, workers=args.workers, storage=args.storage,
         seed=args.seed, val_split=args.val_split, top_k=args.top_k, recipe=args.recipe,
-        final_epochs=args.final_epochs, macs_target=args.macs_target, progress=args.progress,
+        final_epochs=args.final_epochs, macs_target=args.macs_target, max_macs=args.max_macs,
+        progress=args.progress,
     )  # fmt: skip
     print(
         f"leaderboard: {result['out']}/leaderboard.csv, .json; figure: {result['out']}/pareto.png"

@@ -39,6 +39,7 @@ def run(
     budget: str | float | None = None,
     child_epochs: int = 1,
     child_images: int = 0,
+    pruner: str = "none",
     objective: str = "val",
     out: str = "runs/search",
     resume: bool = False,
@@ -50,25 +51,33 @@ def run(
     recipe: str = "lenet",
     final_epochs: int | None = None,
     macs_target: int = LENET5_MACS,
+    max_macs: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Search ``space`` with ``controller`` on ``data`` (a ``convnet.data.load`` spec or a
-    Dataset) and return ``{"leaderboard": rows, "counts": ..., "final": ..., "out": OUT}``.
+    Dataset) and return ``{"leaderboard": rows, "counts": ..., "final": ..., "chosen": row,
+    "out": OUT}``.
 
     ``trials`` valid children are trained (``budget``: or until that much wall time has
     passed, "10m"), each for ``child_epochs`` on the training split (its first ``child_images``
     when given) and scored on the validation split (``val_split`` of the training split unless
     the data has its own). The ``top_k`` best lines are then retrained with ``recipe`` (for
     ``final_epochs``, default the recipe's) on the full training split and scored on the test
-    split once. ``resume`` continues the search in ``out``; ``workers`` processes share the
+    split once; ``chosen`` is the retrained line with the best validation top-1 after its
+    retraining (fewer MACs on a tie; None when ``top_k`` is 0): the choice never looks at test.
+    ``pruner="asha"`` makes ``child_epochs`` a ceiling: successive halving stops each child at
+    1, 3, 9, ... epochs unless its validation top-1 is in the best third of those that reached
+    that epoch, so the budget goes to the promising lines. ``max_macs`` rejects children with more multiply-adds untrained (a hard constraint, beside
+    ``objective="val-macs"``'s soft one). ``resume`` continues the search in ``out``; ``workers`` processes share the
     study; ``storage`` is an Optuna RDB URL (default: SQLite in ``out``).
     """
     cfg = SearchConfig(
         space=space, controller=controller, data=data if isinstance(data, str) else getattr(data, "name", "data"),
         trials=trials, budget=parse_budget(budget), child_epochs=child_epochs,
-        child_images=child_images, objective=objective, out=str(out), workers=workers,
+        child_images=child_images, pruner=pruner, objective=objective, out=str(out), workers=workers,
         storage=storage, seed=seed, val_split=val_split, top_k=top_k, recipe=recipe,
-        final_epochs=final_epochs, macs_target=macs_target, progress=progress,
+        final_epochs=final_epochs, macs_target=macs_target, max_macs=max_macs,
+        progress=progress,
     )  # fmt: skip
     cfg.check()
     need_optuna()
@@ -177,11 +186,27 @@ def _retrain(cfg: SearchConfig, study, dataset: Any) -> dict[int, dict[str, Any]
     return final
 
 
+def chosen(rows: list[dict[str, Any]], final: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
+    """The retrained row whose retraining scored the best validation top-1 (fewer MACs, then the
+    better search rank, on a tie), with that ``final_val_top1``; None when nothing was retrained."""
+    done = [r for r in rows if (final.get(r["trial"]) or {}).get("val_top1") is not None]
+    if not done:
+        return None
+    best = min(done, key=lambda r: (-final[r["trial"]]["val_top1"], r["macs"], r["rank"]))
+    return {**best, "final_val_top1": final[best["trial"]]["val_top1"]}
+
+
 def _outputs(cfg: SearchConfig, study, final: dict[int, dict[str, Any]]) -> dict[str, Any]:
     out = Path(cfg.out)
     rows = report.leaderboard(study, final)
     c = report.counts(study)
-    extra = {"settings": cfg.fixed(), "counts": c, "final": {str(k): v for k, v in final.items()}}
+    pick = chosen(rows, final)
+    extra = {
+        "settings": cfg.fixed(),
+        "counts": c,
+        "final": {str(k): v for k, v in final.items()},
+        "chosen": pick,
+    }
     report.write_leaderboard(out, rows, extra)
     if rows:
         report.plot_pareto(rows, out / "pareto.png", cfg.macs_target)
@@ -191,4 +216,10 @@ def _outputs(cfg: SearchConfig, study, final: dict[int, dict[str, Any]]) -> dict
             report.plot_controller(curve, out / "controller.png")
     if cfg.progress:
         report.print_leaderboard(rows, c)
-    return {"leaderboard": rows, "counts": c, "final": final, "out": str(out)}
+        if pick is not None:
+            print(
+                f"chosen on validation after retraining: trial {pick['trial']} "
+                f"(val {pick['final_val_top1']:.2f}%, test {pick['test_top1']:.2f}%, "
+                f"{pick['macs']:,} MACs): {pick['line']}"
+            )
+    return {"leaderboard": rows, "counts": c, "final": final, "chosen": pick, "out": str(out)}

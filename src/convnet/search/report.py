@@ -10,25 +10,30 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_open, atomic_write_text
-from .controllers import BASELINE_DECAY, scalar_reward
+from .controllers import BASELINE_DECAY
+from .study import trained, trial_reward, trial_val
 
-COLUMNS = ("rank", "trial", "line", "val_top1", "params", "macs", "seconds", "test_top1")
+COLUMNS = (
+    "rank", "trial", "line", "val_top1", "epochs", "params", "macs", "seconds", "test_top1"
+)  # fmt: skip
 
 
 def leaderboard(study, final: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """One row per COMPLETE trial, best validation top-1 first (fewer MACs first on a tie):
-    ``line`` (what ``convnet train`` takes), ``val_top1`` (percent), ``params``, ``macs``,
-    ``seconds`` (the child's training), and ``test_top1`` for the lines retrained at the end."""
-    from optuna.trial import TrialState
-
+    """One row per trained child (COMPLETE, or halved: stopped at a rung by ``--pruner``), best
+    validation top-1 first (fewer MACs first on a tie): ``line`` (what ``convnet train``
+    takes), ``val_top1`` (percent), ``epochs`` it trained, ``params``, ``macs``, ``seconds``
+    (the child's training), and ``test_top1`` for the lines retrained at the end."""
     final = final or {}
     rows = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    for t in study.get_trials(deepcopy=False):
+        if not trained(t):
+            continue
         a = t.user_attrs
         row = {
             "trial": t.number,
             "line": a.get("line", a.get("text", "")),
-            "val_top1": round(100 * t.values[0], 2),
+            "val_top1": round(100 * trial_val(t), 2),
+            "epochs": a.get("epochs"),
             "params": int(a.get("params", 0)),
             "macs": int(a.get("macs", 0)),
             "seconds": a.get("seconds"),
@@ -42,18 +47,27 @@ def leaderboard(study, final: dict[int, dict[str, Any]] | None = None) -> list[d
 
 
 def counts(study) -> dict[str, int]:
-    """Trials by outcome: trained, invalid (rejected by the notes' rule), failed (a child that
-    could not train), interrupted (by a kill; re-queued), surplus (beyond --trials)."""
+    """Trials by outcome: trained (to the last epoch), halved (trained, then stopped at a rung by
+    --pruner), invalid (rejected by the notes' rule), over_macs (rejected by --max-macs), failed
+    (a child that could not train), interrupted (by a kill; re-queued), surplus (beyond
+    --trials)."""
     from optuna.trial import TrialState
 
-    c = dict(trained=0, invalid=0, failed=0, interrupted=0, surplus=0, queued=0, running=0)
+    c = dict(
+        trained=0, halved=0, invalid=0, over_macs=0, failed=0, interrupted=0, surplus=0,
+        queued=0, running=0,
+    )  # fmt: skip
     retried = {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False)}
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
         if t.state == TrialState.COMPLETE:
             c["trained"] += 1
+        elif trained(t):
+            c["halved"] += 1
         elif t.state == TrialState.PRUNED and "invalid" in a:
             c["invalid"] += 1
+        elif t.state == TrialState.PRUNED and "over_macs" in a:
+            c["over_macs"] += 1
         elif t.state == TrialState.FAIL:
             key = (
                 "surplus"
@@ -94,6 +108,7 @@ def print_leaderboard(rows: list[dict[str, Any]], c: dict[str, int], limit: int 
         ("trial", "right"),
         ("line", "left"),
         ("val %", "right"),
+        ("epochs", "right"),
         ("params", "right"),
         ("MACs", "right"),
         ("s", "right"),
@@ -106,6 +121,7 @@ def print_leaderboard(rows: list[dict[str, Any]], c: dict[str, int], limit: int 
             str(r["trial"]),
             r["line"],
             f"{r['val_top1']:.2f}",
+            str(r["epochs"] or ""),
             f"{r['params']:,}",
             f"{r['macs']:,}",
             f"{r['seconds']:.1f}" if r["seconds"] is not None else "",
@@ -165,15 +181,11 @@ def plot_pareto(rows: list[dict[str, Any]], path: Path, macs_ref: int | None = N
 def controller_curve(study, objective: str, macs_target: float) -> list[tuple[int, float, float]]:
     """(trial, reward, moving average) for every reward the controller learned from, in trial
     order: the baseline recurrence b = R_0, then b <- beta b + (1 - beta) R."""
-    from optuna.trial import TrialState
 
     out, b = [], None
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        if t.state == TrialState.COMPLETE:
-            r = scalar_reward(list(t.values), objective, macs_target)
-        elif t.state == TrialState.PRUNED and "invalid" in t.user_attrs:
-            r = 0.0
-        else:
+        r = trial_reward(t, objective, macs_target)
+        if r is None:
             continue
         b = r if b is None else BASELINE_DECAY * b + (1 - BASELINE_DECAY) * r
         out.append((t.number, r, b))
@@ -181,7 +193,7 @@ def controller_curve(study, objective: str, macs_target: float) -> list[tuple[in
 
 
 def plot_controller(curve: list[tuple[int, float, float]], path: Path) -> None:
-    """controller.png: the reward of each trial (invalid samples at 0) and its moving average."""
+    """controller.png: the reward of each trial (rejected samples at 0) and its moving average."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,7 +205,7 @@ def plot_controller(curve: list[tuple[int, float, float]], path: Path) -> None:
         [c[1] for c in curve],
         s=14,
         color="0.5",
-        label="reward (an invalid sample: 0)",
+        label="reward (a rejected sample: 0)",
     )
     ax.plot(
         [c[0] for c in curve],
@@ -258,7 +270,9 @@ class TrialBar:
         if last is not None and last["seconds"] is not None:
             stats += f" | last trial {last['seconds']:.1f}s"
         stats += f" | {c['invalid']} invalid"
-        self.progress.update(self.task, completed=c["trained"], stats=stats)
+        if c["over_macs"]:
+            stats += f" | {c['over_macs']} over --max-macs"
+        self.progress.update(self.task, completed=c["trained"] + c["halved"], stats=stats)
 
     def close(self) -> None:
         if self.progress is not None:

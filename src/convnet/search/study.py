@@ -2,7 +2,8 @@
 
 One *trial* is one sampled architecture. A worker: asks the study for a trial; the controller
 fills in its decisions; the space decodes them; an invalid sample (a layer that does not fit,
-by the notes' rule) is recorded as PRUNED with the reason and costs no training; a valid one
+by the notes' rule), or one over ``max_macs``, is recorded as PRUNED with the reason and costs
+no training (Optuna's samplers rank a PRUNED trial below every COMPLETE one); a valid one
 is trained by ``convnet.train.fit`` on the training split for ``child_epochs`` and told its
 validation top-1 (and its MACs, for ``--objective val-macs``). The test split is never given
 to a child: the child's data set holds the validation split in the place of the test split.
@@ -30,10 +31,12 @@ from .controllers import CONTROLLERS, Reinforce, optuna_sampler, scalar_reward
 from .space import SPACES, Child, SearchError, make_space
 
 OBJECTIVES = ("val", "val-macs")
+PRUNERS = ("none", "asha")
+HALVING = 3  # successive halving keeps the best third at each rung (Li et al. 2020, ASHA)
 STUDY = "search"
 LENET5_MACS = 416_520  # LeNet-5 at 32x32 (convnet summary lenet5): the MACs to beat
 INSTALL = "pip install 'convnet[search]'"
-MAX_INVALID_IN_A_ROW = 500  # a controller stuck on invalid samples is a bug worth stopping on
+MAX_REJECTED_IN_A_ROW = 500  # a controller stuck on rejected samples is a bug worth stopping on
 
 
 @dataclass
@@ -45,7 +48,8 @@ class SearchConfig:
     data: str = "mnist-sample"
     trials: int | None = 20  # valid (trained) trials; None: until the budget runs out
     budget: float | None = None  # seconds of wall time for starting trials; None: no limit
-    child_epochs: int = 1  # epochs each child trains
+    child_epochs: int = 1  # epochs each child trains (with pruner "asha": at most)
+    pruner: str = "none"  # "asha": successive halving stops children at 1, 3, 9, ... epochs
     child_images: int = 0  # training images each child sees (0: the whole training split)
     objective: str = "val"
     out: str = "runs/search"
@@ -57,6 +61,7 @@ class SearchConfig:
     recipe: str = "lenet"
     final_epochs: int | None = None  # None: the recipe's
     macs_target: int = LENET5_MACS
+    max_macs: int | None = None  # children above this many multiply-adds are rejected untrained
     progress: bool = True
 
     def check(self) -> None:
@@ -67,6 +72,7 @@ class SearchConfig:
             ("space", self.space, SPACES),
             ("controller", self.controller, CONTROLLERS),
             ("objective", self.objective, OBJECTIVES),
+            ("pruner", self.pruner, PRUNERS),
             ("recipe", self.recipe, tuple(RECIPES)),
         ):
             if value not in allowed:
@@ -82,11 +88,17 @@ class SearchConfig:
             ("top-k", self.top_k, 0, 100),
             ("final-epochs", self.final_epochs, 1, 10_000),
             ("macs-target", self.macs_target, 1, 10**15),
+            ("max-macs", self.max_macs, 1, 10**15),
             ("seed", self.seed, 0, 2**31 - 1),
         )
         for name, value, lo, hi in ranges:
             if value is not None and not lo <= value <= hi:
                 raise SearchError(f"--{name} {value}: give a value in [{lo}, {hi}]")
+        if self.pruner != "none" and self.objective != "val":
+            raise SearchError(
+                f"--pruner {self.pruner} compares children on validation top-1 alone: give "
+                "--objective val (or --pruner none)"
+            )
         if not 0 < self.val_split < 1:
             raise SearchError(f"--val-split {self.val_split}: give a fraction in (0, 1), e.g. 0.1")
         if self.storage and not self.storage.startswith(("sqlite:///", "postgresql")):
@@ -99,8 +111,18 @@ class SearchConfig:
 
     def fixed(self) -> dict[str, Any]:
         """The settings a resumed search must keep: they define what a trial and its reward are."""
-        keys = ("space", "controller", "data", "child_epochs", "child_images", "objective")
-        return {k: getattr(self, k) for k in (*keys, "seed", "val_split", "macs_target")}
+        keys = (
+            "space",
+            "controller",
+            "data",
+            "child_epochs",
+            "child_images",
+            "objective",
+            "pruner",
+        )
+        return {
+            k: getattr(self, k) for k in (*keys, "seed", "val_split", "macs_target", "max_macs")
+        }
 
 
 def need_optuna():
@@ -181,17 +203,26 @@ def search_data(cfg: SearchConfig, data: Any = None) -> tuple[Dataset, Dataset]:
 
 
 def make_study(cfg: SearchConfig, storage, sampler=None, create: bool = False):
+    """The study in ``storage``, with ``sampler`` and the pruner of ``cfg.pruner``: for "asha",
+    Optuna's asynchronous successive halving over epochs (rungs at 1, 3, 9, ... epochs; a child
+    goes on past a rung only while its validation top-1 is in the best third there)."""
     optuna = need_optuna()
     directions = ["maximize"] if cfg.objective == "val" else ["maximize", "minimize"]
+    pruner = (
+        optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=HALVING)
+        if cfg.pruner == "asha"
+        else optuna.pruners.NopPruner()
+    )
     if create:
         return optuna.create_study(
             storage=storage,
             study_name=STUDY,
             directions=directions,
             sampler=sampler,
+            pruner=pruner,
             load_if_exists=True,
         )
-    return optuna.load_study(storage=storage, study_name=STUDY, sampler=sampler)
+    return optuna.load_study(storage=storage, study_name=STUDY, sampler=sampler, pruner=pruner)
 
 
 @dataclass
@@ -220,32 +251,30 @@ class Worker:
     def run(self, deadline: float | None) -> None:
         """Trials until ``trials`` valid ones are done or being trained, or past ``deadline``
         (``time.time()`` seconds)."""
-        invalid_in_a_row = 0
+        rejected_in_a_row = 0
         while deadline is None or time.time() < deadline:
             if self.cfg.trials is not None and self._claimed() >= self.cfg.trials:
                 return
             status = self.one_trial()
             if status == "surplus":
                 return
-            invalid_in_a_row = invalid_in_a_row + 1 if status == "invalid" else 0
-            if invalid_in_a_row >= MAX_INVALID_IN_A_ROW:
+            rejected_in_a_row = rejected_in_a_row + 1 if status == "rejected" else 0
+            if rejected_in_a_row >= MAX_REJECTED_IN_A_ROW:
+                limit = f" or over --max-macs {self.cfg.max_macs:,}" if self.cfg.max_macs else ""
                 raise SearchError(
-                    f"{invalid_in_a_row} invalid samples in a row from {self.cfg.controller}; "
-                    "the input may be too small for this space"
+                    f"{rejected_in_a_row} samples in a row from {self.cfg.controller} were invalid"
+                    f"{limit}; the input may be too small for this space"
+                    + (", or --max-macs too low" if limit else "")
                 )
 
     def _claimed(self, below: int | None = None) -> int:
-        """Valid trials COMPLETE or RUNNING (with numbers below ``below`` when given)."""
-        from optuna.trial import TrialState
-
+        """Valid trials trained (COMPLETE, or PRUNED by the halving after training) or RUNNING
+        (with numbers below ``below`` when given)."""
         n = 0
         for t in self.study.get_trials(deepcopy=False):
             if below is not None and t.number >= below:
                 continue
-            if t.state == TrialState.COMPLETE or (
-                t.state == TrialState.RUNNING and t.user_attrs.get("valid")
-            ):
-                n += 1
+            n += trained(t) or t.state.name == "RUNNING" and bool(t.user_attrs.get("valid"))
         return n
 
     def _wait_for_lower(self, number: int, timeout: float = 30.0) -> None:
@@ -265,7 +294,8 @@ class Worker:
             time.sleep(0.05)
 
     def one_trial(self) -> str:
-        """Ask, decode, and train one trial; returns "done", "invalid", "failed" or "surplus"."""
+        """Ask, decode, and train one trial; returns "done", "rejected" (invalid or over
+        ``max_macs``), "failed" or "surplus"."""
         from optuna.trial import TrialState
 
         if self.controller is not None:
@@ -285,7 +315,15 @@ class Worker:
             trial.set_user_attr("invalid", child.invalid)
             trial.set_user_attr("valid", False)
             self.study.tell(trial, state=TrialState.PRUNED)
-            return "invalid"
+            return "rejected"
+        if self.cfg.max_macs is not None and child.macs > self.cfg.max_macs:
+            trial.set_user_attr("macs", child.macs)
+            trial.set_user_attr(
+                "over_macs", f"{child.macs:,} MACs > --max-macs {self.cfg.max_macs:,}"
+            )
+            trial.set_user_attr("valid", False)
+            self.study.tell(trial, state=TrialState.PRUNED)
+            return "rejected"
         for key, value in (("params", child.params), ("macs", child.macs), ("valid", True)):
             trial.set_user_attr(key, value)
         trial.set_user_attr("line", self.model_line(trial.number, child))
@@ -307,14 +345,25 @@ class Worker:
         cfg = recipe(
             self.cfg.recipe,
             epochs=self.cfg.child_epochs,
-            eval_every=self.cfg.child_epochs,
+            eval_every=1 if self.cfg.pruner != "none" else self.cfg.child_epochs,
             progress=False,
             seed=self.cfg.seed + trial.number,
             num_threads=max(1, usable_cores() // self.cfg.workers),
         )
         t0 = time.perf_counter()
+        halved = []
+
+        def on_epoch(epoch: int, val_top1: float | None) -> bool:
+            """Report the epoch's validation to the pruner; True stops the child at this rung
+            (the last epoch is not a rung: that child is complete)."""
+            if self.cfg.pruner == "none" or val_top1 is None or epoch >= self.cfg.child_epochs:
+                return False
+            trial.report(val_top1 / 100, epoch)
+            halved[:] = [epoch] if trial.should_prune() else []
+            return bool(halved)
+
         try:
-            result = fit(self.space.build(child), self.child_data, cfg)
+            result = fit(self.space.build(child), self.child_data, cfg, on_epoch=on_epoch)
         except (
             ConvnetError,
             RuntimeError,
@@ -325,8 +374,13 @@ class Worker:
         seconds = time.perf_counter() - t0
         val = (result["val_top1"] or 0.0) / 100
         trial.set_user_attr("seconds", round(seconds, 3))
+        trial.set_user_attr("epochs", result["epochs"])
         values = [val] if self.cfg.objective == "val" else [val, float(child.macs)]
-        self.study.tell(trial, values)
+        if halved:  # stopped at a rung: PRUNED, its value the best validation so far
+            trial.set_user_attr("val_top1", val)
+            self.study.tell(trial, state=TrialState.PRUNED)
+        else:
+            self.study.tell(trial, values)
         if self.on_trial is not None:
             self.on_trial(self.study)
         return "done"
@@ -353,21 +407,46 @@ class Worker:
 
     def _replay(self) -> None:
         """Bring the REINFORCE policy up to date: one update per finished trial not yet applied,
-        in trial-number order (a COMPLETE trial's reward; an invalid sample's reward is 0)."""
-        from optuna.trial import TrialState
+        in trial-number order (a COMPLETE trial's reward; an invalid sample's, or one over
+        ``--max-macs``, is 0)."""
 
         for t in sorted(self.study.get_trials(deepcopy=False), key=lambda t: t.number):
             if t.number in self.applied:
                 continue
-            if t.state == TrialState.COMPLETE:
-                reward = scalar_reward(list(t.values), self.cfg.objective, self.cfg.macs_target)
-            elif t.state == TrialState.PRUNED and "invalid" in t.user_attrs:
-                reward = 0.0
-            else:
+            reward = trial_reward(t, self.cfg.objective, self.cfg.macs_target)
+            if reward is None:
                 continue
             actions = [int(t.params[d.name]) for d in self.space.decisions]
             self.controller.update(actions, reward, t.number)
             self.applied.add(t.number)
+
+
+def trained(t) -> bool:
+    """Whether trial ``t`` trained a child: COMPLETE, or PRUNED by the halving after training
+    (an invalid or over-MACs sample is PRUNED untrained, with ``valid`` False)."""
+    return t.state.name == "COMPLETE" or (
+        t.state.name == "PRUNED" and bool(t.user_attrs.get("valid"))
+    )
+
+
+def trial_val(t) -> float | None:
+    """A trained trial's validation top-1 in [0, 1] (for a halved one, its best before the stop)."""
+    if t.state.name == "COMPLETE":
+        return t.values[0]
+    return t.user_attrs.get("val_top1") if trained(t) else None
+
+
+def trial_reward(t, objective: str, macs_target: float) -> float | None:
+    """The reward the controller learns from trial ``t``: a trained child's ``scalar_reward``
+    (a halved one's from its validation before the stop), 0 for a sample rejected untrained
+    (invalid by the notes' rule, or over ``--max-macs``), None when there is none yet."""
+    if t.state.name == "COMPLETE":
+        return scalar_reward(list(t.values), objective, macs_target)
+    if trained(t):
+        return scalar_reward([trial_val(t)], objective, macs_target)
+    if t.state.name == "PRUNED":
+        return 0.0
+    return None
 
 
 def fail_interrupted(study) -> int:

@@ -22,6 +22,7 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,7 @@ def fit(
     *,
     resume: bool = False,
     force: bool = False,
+    on_epoch: Callable[[int, float | None], bool] | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Train ``model`` (a module, a zoo name, a pattern-language line or ``file.py:Name``) on
@@ -139,10 +141,12 @@ def fit(
     D.pick_device(cfg.device)  # a device this machine lacks is refused before a folder is made
     world = D.env_world()
     if world is None and cfg.nproc > 1:
+        if on_epoch is not None:
+            raise ConvnetError("on_epoch runs in this process: train with nproc 1 to use it")
         return _spawn(model, data, cfg, resume, force)
     d = world or D.Dist()
     with claim_run_folder(cfg.out if d.is_main else None, resume=resume, force=force):
-        return _train(model, data, cfg, resume, d)
+        return _train(model, data, cfg, resume, d, on_epoch=on_epoch)
 
 
 def _spawn(model: Any, data: Any, cfg: TrainConfig, resume: bool, force: bool) -> dict[str, Any]:
@@ -187,6 +191,7 @@ def _train(
     resume: bool,
     d: D.Dist,
     stop: D.StopRequest | None = None,
+    on_epoch: Callable[[int, float | None], bool] | None = None,
 ) -> dict[str, Any]:
     device = D.local_device(d, cfg.device)
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", d.world))
@@ -197,7 +202,7 @@ def _train(
         D.init(d, device, cfg.dist_timeout)
     try:
         with stop or D.StopRequest() as stop:
-            result = _run(model, data, cfg, resume, d, device, stop)
+            result = _run(model, data, cfg, resume, d, device, stop, on_epoch)
         D.barrier()  # tear the group down together: gloo can abort a rank that leaves early
         return result
     finally:
@@ -242,6 +247,7 @@ def _run(
     d: D.Dist,
     device: torch.device,
     stop: D.StopRequest,
+    on_epoch: Callable[[int, float | None], bool] | None = None,
 ) -> dict[str, Any]:
     t_start = time.perf_counter()
     if isinstance(data, str):
@@ -288,7 +294,8 @@ def _run(
         if stopping and p.step_in_epoch < n_batches:
             break
         final = _end_epoch(run, epoch, sums, t_epoch)
-        if stopping:
+        told = d.is_main and on_epoch is not None and on_epoch(epoch + 1, final.get("top1"))
+        if stopping or D.agree(bool(told), d):
             break
     return _finish(run, final, "terminated" if stopping else "done", t_start)
 

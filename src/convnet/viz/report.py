@@ -392,10 +392,12 @@ def search_section(folder: Path) -> list[str]:
     """``convnet search``'s leaderboard (the best lines), trial counts and its two figures, from
     the files it wrote (leaderboard.json, pareto.png, controller.png)."""
     data = _read_json(folder / "leaderboard.json") or {}
-    head = ["#", "trial", "line", "val top-1 %", "params", "MACs", "train s", "test top-1 %"]
+    head = ["#", "trial", "line", "val top-1 %", "epochs", "params", "MACs", "train s"]
+    head.append("test top-1 %")
     rows = []
     for r in data.get("rows", [])[:SEARCH_ROWS]:
-        cells = [r["rank"], r["trial"], r["line"], f"{r['val_top1']:.2f}", f"{r['params']:,}"]
+        cells = [r["rank"], r["trial"], r["line"], f"{r['val_top1']:.2f}", r.get("epochs") or "-"]
+        cells.append(f"{r['params']:,}")
         cells += [f"{r['macs']:,}", "-" if r.get("seconds") is None else f"{r['seconds']:.1f}"]
         cells.append("-" if r.get("test_top1") is None else f"{r['test_top1']:.2f}")
         rows.append("".join(f"<td>{_e(c)}</td>" for c in cells))
@@ -411,6 +413,13 @@ def search_section(folder: Path) -> list[str]:
         "only the retrained lines were scored on test, once.</p>",
         table,
     ]
+    pick = data.get("chosen")
+    if pick:
+        out.append(
+            f"<p>Chosen on validation after retraining: trial {_e(pick['trial'])}, "
+            f"{_e(pick['line'])} (validation {pick['final_val_top1']:.2f}%, test "
+            f"{pick['test_top1']:.2f}%, {pick['macs']:,} MACs).</p>"
+        )
     for name, caption in (
         ("pareto.png", "Validation top-1 against multiply-adds; the Pareto front ringed."),
         ("controller.png", "The controller's reward per trial and its moving average."),
