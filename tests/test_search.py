@@ -250,7 +250,7 @@ def test_max_macs_rejects_untrained_and_asha_halves_by_its_rule(tiny, tmp_path):
 
 
 def test_chosen_is_the_best_retrained_validation_then_fewer_macs():
-    from convnet.search.driver import chosen
+    from convnet.search.driver import chosen, distinct_lines
 
     rows = [
         {"rank": 1, "trial": 7, "macs": 900, "test_top1": 99.0},
@@ -261,6 +261,13 @@ def test_chosen_is_the_best_retrained_validation_then_fewer_macs():
     final = {7: {"val_top1": 97.0}, 3: {"val_top1": 98.0}, 5: {"val_top1": 98.0}}
     assert chosen(rows, final)["trial"] == 5  # test never decides: trial 7 has the best test
     assert chosen(rows, {}) is None
+    lines = [{"line": x, "rank": i} for i, x in enumerate("aabacd", 1)]  # best first
+    assert [(r["line"], r["rank"]) for r in distinct_lines(lines, 3)] == [
+        ("a", 1),
+        ("b", 3),
+        ("c", 5),
+    ]
+    assert len(distinct_lines(lines, 9)) == 4 and distinct_lines(lines, 0) == []
 
 
 def test_search_cli_errors_are_one_line(tmp_path, capsys):

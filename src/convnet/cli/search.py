@@ -143,7 +143,8 @@ def _run_options(add) -> None:
         "--top-k",
         type=whole_number(0, "lines to retrain"),
         default=1,
-        help="best lines retrained with --recipe and scored on test once, 0..100 (default: 1)",
+        help="best distinct lines retrained with --recipe and scored on test once; the one "
+        "with the best validation top-1 after retraining is the chosen net, 0..100 (default: 1)",
     )
     add(
         "--recipe",

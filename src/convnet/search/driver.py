@@ -9,12 +9,12 @@ The run folder OUT holds ``search.json`` (the settings), ``study.db`` (the study
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import time
 from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write_text
+from ..train.distributed import process_context
 from ..train.run_folder import claim_run_folder
 from . import report
 from .space import SearchError
@@ -61,9 +61,9 @@ def run(
     ``trials`` valid children are trained (``budget``: or until that much wall time has
     passed, "10m"), each for ``child_epochs`` on the training split (its first ``child_images``
     when given) and scored on the validation split (``val_split`` of the training split unless
-    the data has its own). The ``top_k`` best lines are then retrained with ``recipe`` (for
-    ``final_epochs``, default the recipe's) on the full training split and scored on the test
-    split once; ``chosen`` is the retrained line with the best validation top-1 after its
+    the data has its own). The ``top_k`` best distinct lines are then retrained with
+    ``recipe`` (for ``final_epochs``, default the recipe's) on the full training split and
+    scored on the test split once; ``chosen`` is the retrained line with the best validation top-1 after its
     retraining (fewer MACs on a tie; None when ``top_k`` is 0): the choice never looks at test.
     ``pruner="asha"`` makes ``child_epochs`` a ceiling: successive halving stops each child at
     1, 3, 9, ... epochs unless its validation top-1 is in the best third of those that reached
@@ -123,7 +123,7 @@ def _search(cfg: SearchConfig, dataset: Any, deadline: float | None, bar: report
     if cfg.workers == 1:
         Worker(cfg, 0, dataset, on_trial=bar.update).run(deadline)
         return
-    ctx = mp.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
+    ctx = process_context(("convnet.search.study",))  # no forked torch thread pools
     procs = [
         ctx.Process(target=_worker_main, args=(cfg, i, dataset, deadline), daemon=False)
         for i in range(cfg.workers)
@@ -151,12 +151,23 @@ def _worker_main(cfg: SearchConfig, index: int, dataset: Any, deadline: float | 
     Worker(cfg, index, dataset).run(deadline)
 
 
+def distinct_lines(rows: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    """The first ``k`` rows with distinct lines (rows best first, so each is its line's best)."""
+    best: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if len(best) == k:
+            break
+        best.setdefault(r["line"], r)
+    return list(best.values())
+
+
 def _retrain(cfg: SearchConfig, study, dataset: Any) -> dict[int, dict[str, Any]]:
-    """The ``top_k`` lines retrained with the full recipe into OUT/final/trial_N and scored on
-    test once; a line already retrained (its result.json there) is read back, not retrained."""
+    """The ``top_k`` best distinct lines (a line sampled again is one line: its best trial)
+    retrained with the full recipe into OUT/final/trial_N and scored on test once; a line
+    already retrained (its result.json there) is read back, not retrained."""
     from ..train import fit, recipe
 
-    rows = report.leaderboard(study)[: cfg.top_k]
+    rows = distinct_lines(report.leaderboard(study), cfg.top_k)
     final: dict[int, dict[str, Any]] = {}
     for r in rows:
         folder = Path(cfg.out) / "final" / f"trial_{r['trial']:04d}"
