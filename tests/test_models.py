@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import convnet
+from convnet.analysis.trace import SkipInit  # meta builds skip initializers, as summaries do
 from convnet.models import AuxOutputs, create_model, get_card, list_models
 
 # Exact parameter counts at the default head. From the issue (torchvision's and timm's published
@@ -101,9 +102,10 @@ SIDE = {
 # here for real. Their pass runs on the meta device: the wiring, the output shape and a gradient
 # for every parameter, without the arithmetic.
 META_PASS = {"resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2"}
-# VGG-13/16/19 (133-144M parameters, 5 s each) are VGG-11's blocks and head, which run here for
-# real with and without batch norm; their extra layers run on the meta device.
-META_PASS |= {f"vgg{d}{bn}" for d in (13, 16, 19) for bn in ("", "_bn")}
+# VGG-13/16/19 and VGG-11-BN (133-144M parameters, 4-5 s each) are VGG-11's blocks and head,
+# which run here for real, with batch norm's conv-BN-ReLU as every ResNet runs it; their pass
+# runs on the meta device.
+META_PASS |= {f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")} - {"vgg11"}
 
 # NASNet-A Large (88.8M) is nasnet_a_mobile's builder and cells with other numbers; Mobile makes
 # the pass here for real, Large's wiring is checked against timm's in tests/test_nasnet.py, and
@@ -158,7 +160,7 @@ def test_every_model_has_a_count_here():
 @pytest.mark.parametrize("name", list_models())
 def test_params_and_summary(name):
     card = get_card(name)
-    with torch.device("meta"):
+    with torch.device("meta"), SkipInit():
         model = create_model(name)
     assert _count(model) == PARAMS[name] == card.params
     assert model.default_input_size == card.input_size
@@ -198,7 +200,8 @@ def test_forward_backward(name):
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     if name in MAY_SKIP_PARAMS:
         grads = [g for g in grads if g is not None]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    # a sum is finite only when every term is (a NaN or an infinity carries into it): one pass
+    assert all(g is not None and torch.isfinite(g.sum()) for g in grads)
     assert any(g.abs().sum() > 0 for g in grads)
     model.eval()
     with torch.no_grad():
@@ -208,8 +211,9 @@ def test_forward_backward(name):
 
 @pytest.mark.parametrize("name", sorted(META_PASS))
 def test_forward_backward_on_meta(name):
-    with torch.device("meta"):
+    with torch.device("meta"), SkipInit():
         model = create_model(name, num_classes=7).train()
+    with torch.device("meta"):
         out = model(torch.randn(2, 3, 32, 32))
         F.cross_entropy(out, torch.tensor([1, 5])).backward()
     assert out.shape == (2, 7)
@@ -217,27 +221,27 @@ def test_forward_backward_on_meta(name):
 
 
 def test_in_chans_changes_only_the_first_layer():
-    with torch.device("meta"):
+    with torch.device("meta"), SkipInit():
         rgb, gray = create_model("resnet18"), create_model("resnet18", in_chans=1)
     assert _count(rgb) - _count(gray) == 2 * 64 * 7 * 7
     assert gray.default_input_size == (1, 224, 224)
 
 
 def test_googlenet_without_aux_heads():
-    with torch.device("meta"):
+    with torch.device("meta"), SkipInit():
         assert _count(create_model("googlenet", aux_logits=False)) == 6_624_904
         assert _count(create_model("googlenet_paper", aux_logits=False)) == 6_998_552
 
 
 def test_googlenet_paper_uses_true_5x5_and_torchvision_3x3():
-    with torch.device("meta"):
+    with torch.device("meta"), SkipInit():
         tv, paper = create_model("googlenet"), create_model("googlenet_paper")
     assert tv.inception3a.branch3[1].conv.kernel_size == (3, 3)
     assert paper.inception3a.branch3[1].conv.kernel_size == (5, 5)
 
 
 def test_cifar_resnet_option_b_counts():
-    with torch.device("meta"):
+    with torch.device("meta"), SkipInit():
         for depth, params in ((20, 272_474), (56, 855_770), (110, 1_730_714)):
             assert _count(create_model(f"resnet{depth}", shortcut="B")) == params
 
@@ -253,11 +257,11 @@ def test_cifar_option_a_shortcut_is_subsample_plus_zeros():
 
 
 def test_paper_stride_on_first_1x1_keeps_the_count():
-    with torch.device("meta"):
+    with torch.device("meta"), SkipInit():
         m = create_model("resnet50", stride_in_1x1=True)
     assert _count(m) == PARAMS["resnet50"]
     assert m.layer2[0].conv1.stride == (2, 2) and m.layer2[0].conv2.stride == (1, 1)
-    with torch.device("meta"):
+    with torch.device("meta"), SkipInit():
         tv = create_model("resnet50")
     assert tv.layer2[0].conv1.stride == (1, 1) and tv.layer2[0].conv2.stride == (2, 2)
 
@@ -331,14 +335,14 @@ def test_densenet_memory_efficient_gives_the_same_gradients():
 
 
 def test_highway_depth_option_count():
-    with torch.device("meta"):
+    with torch.device("meta"), SkipInit():
         m = create_model("highway", depth=100)
     # plain 784 -> 50 layer, 99 highway layers of two 50x50 maps (H and T), classifier
     assert _count(m) == 784 * 50 + 50 + 99 * 2 * (50 * 50 + 50) + 50 * 10 + 10
 
 
 def test_zfnet_wide_variant_count():
-    with torch.device("meta"):
+    with torch.device("meta"), SkipInit():
         m = create_model("zfnet", filters=(512, 1024, 512))
     convs = (7 * 7 * 3 * 96 + 96) + (5 * 5 * 96 * 256 + 256) + (9 * 256 * 512 + 512)
     convs += (9 * 512 * 1024 + 1024) + (9 * 1024 * 512 + 512)
@@ -347,7 +351,7 @@ def test_zfnet_wide_variant_count():
 
 
 def test_imagenet_resnet_stochastic_depth_schedule():
-    with torch.device("meta"):
+    with torch.device("meta"), SkipInit():
         m = create_model("resnet50", stochastic_depth=0.5)
     blocks = [b for stage in (m.layer1, m.layer2, m.layer3, m.layer4) for b in stage]
     assert len(blocks) == 16
@@ -357,7 +361,7 @@ def test_imagenet_resnet_stochastic_depth_schedule():
 
 def _shapes(name: str, paths: list[str]) -> list[tuple[int, ...]]:
     """Output (C, H, W) of the named submodules at the model's canonical input, on meta."""
-    with torch.device("meta"):
+    with torch.device("meta"), SkipInit():
         model = create_model(name).eval()
     found: dict[str, tuple[int, ...]] = {}
     modules = dict(model.named_modules())
@@ -381,7 +385,7 @@ def test_alexnet_original_follows_table_3_1():
         (96, 55, 55), (96, 27, 27), (96, 27, 27), (256, 27, 27), (256, 13, 13), (256, 13, 13),
         (384, 13, 13), (384, 13, 13), (256, 13, 13), (256, 6, 6), (4096,), (4096,),
     ]  # fmt: skip
-    with torch.device("meta"):
+    with torch.device("meta"), SkipInit():
         m = create_model("alexnet_original")
     assert [m.features[i].groups for i in (0, 4, 8, 10, 12)] == [1, 2, 1, 2, 2]
     lrn = m.features[3]  # the paper's alpha = 1e-4 is torch's alpha / n
