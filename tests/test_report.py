@@ -61,10 +61,17 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(run):
-    from convnet.viz import build_report
+    """The report as ``convnet report RUN -o RUN/report.html --images 2`` writes it (built once:
+    a report takes seconds); the command's stdout is kept beside it in ``stdout.txt``."""
+    import contextlib
+    import io
 
-    path = build_report(run)
-    assert path == run / "report.html"
+    from convnet.cli import main
+
+    path, out = run / "report.html", io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["report", str(run), "-o", str(path), "--images", "2"]) == 0
+    (run / "stdout.txt").write_text(out.getvalue())
     return path
 
 
@@ -94,7 +101,7 @@ def test_report_is_self_contained_with_every_section(page, run):
     assert f"{result['test_top1']:.2f}%" in text and "validation top-1 (best.pt)" in text
 
 
-def test_report_errors_and_cli(cli, run, tmp_path):
+def test_report_errors_and_cli(cli, run, page, tmp_path):
     from convnet.viz import build_report
 
     with pytest.raises(ConvnetError, match="run folder not found"):
@@ -102,9 +109,8 @@ def test_report_errors_and_cli(cli, run, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConvnetError, match="not a run folder"):
         build_report(tmp_path / "empty")
-    code, out, err = cli("report", run, "-o", tmp_path / "r.html", "--images", "2")
-    assert code == 0, err
-    assert out.strip() == str(tmp_path / "r.html") and (tmp_path / "r.html").stat().st_size > 20_000
+    # the page fixture ran `convnet report RUN -o RUN/report.html --images 2`
+    assert (run / "stdout.txt").read_text().strip() == str(page) and page.stat().st_size > 20_000
     code, out, err = cli(
         "viz",
         "activations",

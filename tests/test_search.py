@@ -185,6 +185,7 @@ def test_two_workers_train_the_requested_trials_exactly_once(tiny, tmp_path):
     assert {t.user_attrs["worker"] for t in study.get_trials()} <= {0, 1}
 
 
+@pytest.mark.slow  # a long multi-process or end-to-end test: run first
 def test_resume_after_a_kill_trains_the_interrupted_child_once(tiny, tmp_path):
     """A search killed mid-trial leaves a RUNNING trial; --resume FAILs it, trains its decisions
     again under a new number, and stops at the requested count."""
@@ -208,6 +209,7 @@ def test_resume_after_a_kill_trains_the_interrupted_child_once(tiny, tmp_path):
     assert (out / "controller.png").is_file()
 
 
+@pytest.mark.slow  # a long multi-process or end-to-end test: run first
 def test_max_macs_rejects_untrained_and_asha_halves_by_its_rule(tiny, tmp_path):
     """--max-macs: a sample over the limit (its MACs traced by the summary of the built net, not
     the space's arithmetic) is PRUNED untrained. --pruner asha: a child trains past epoch 1

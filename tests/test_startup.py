@@ -66,6 +66,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a long multi-process or end-to-end test: run first
 def test_summary_models_and_explain_import_neither_dynamo_nor_sympy() -> None:
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300

@@ -35,6 +35,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a long multi-process or end-to-end test: run first
 def test_two_processes_match_one_and_sigterm_stops_every_rank(tmp_path):
     from test_train import tiny_data
     from test_train_resume import wait_for_checkpoint

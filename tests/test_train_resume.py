@@ -75,6 +75,7 @@ def wait_for_checkpoint(proc, path, min_step, timeout=120.0) -> int:
     pytest.fail("no checkpoint appeared in time")
 
 
+@pytest.mark.slow  # a long multi-process or end-to-end test: run first
 def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path):
     from test_train import tiny_data
 
@@ -117,6 +118,7 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path):
         )
 
 
+@pytest.mark.slow  # a long multi-process or end-to-end test: run first
 def test_sigterm_saves_and_exits_cleanly(tmp_path):
     proc = start(tmp_path, epochs=4, checkpoint_every=0, progress=True)
     # the first epoch-end checkpoint shows the loop is running; then ask it to stop

@@ -149,7 +149,9 @@ def project(
     values = plane[img, rows, cols]
     seed = torch.zeros_like(maps)
     seed[img, channel, rows, cols] = values
-    (signal,) = torch.autograd.grad(maps, x, grad_outputs=seed, allow_unused=True)
+    # d(sum(maps * seed))/dx is the backward pass seeded with ``seed``; a scalar output, because
+    # torch imports its symbolic-shapes module (sympy, a second) for a tensor ``grad_outputs``
+    (signal,) = torch.autograd.grad((maps * seed).sum(), x, allow_unused=True)
     signal = torch.zeros_like(x) if signal is None else signal
     units_out = torch.stack([rows, cols], 1)
     return signal.detach().cpu().numpy(), units_out.cpu().numpy(), values.cpu().numpy()
