@@ -180,3 +180,21 @@ def test_other_shapes_from_arithmetic_equal_torch_s() -> None:
     s = convnet.summary(model, (2, 6, 6))
     assert [r.output for r in s.rows] == real and not s.warnings
     assert s.rows[7].macs == 4 * 3 * 4 * 6  # the Linear row: outputs x inputs
+
+
+def test_the_program_leaves_its_imports_frozen_an_in_process_call_thaws(monkeypatch, capsys):
+    """`convnet summary` freezes what it imported (gc.freeze); the program (console) keeps it
+    frozen to its exit, where Python's last collection would walk torch's objects (~0.7 s),
+    while main() called in-process thaws it for its caller."""
+    import gc
+
+    from convnet.cli import _args, console, main
+
+    assert gc.get_freeze_count() == 0
+    assert main(["summary", "lenet5"]) == 0 and gc.get_freeze_count() == 0
+    monkeypatch.setattr(sys, "argv", ["convnet", "summary", "lenet5"])
+    try:
+        assert console() == 0 and gc.get_freeze_count() > 0
+    finally:
+        _args.thaw()
+    assert gc.get_freeze_count() == 0
