@@ -1,7 +1,15 @@
 import os
+import sys
 
-import pytest
-import torch
+# Compiled bytecode is kept, even where the environment says not to (PYTHONDONTWRITEBYTECODE):
+# without it, each of the suite's processes (two workers and the ~40 subprocesses that test the
+# CLI, SIGTERM and multi-process training) compiles convnet's sources again, about 0.8 s each,
+# and pytest rewrites every test module's assertions anew in each worker.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 # The cores shared by the test processes (pytest -n N): two processes of two threads each on two
