@@ -311,16 +311,15 @@ class Worker:
         child = self.space.decode(sample)
         trial.set_user_attr("worker", self.index)
         trial.set_user_attr("text", child.text)
-        if child.invalid:
-            trial.set_user_attr("invalid", child.invalid)
-            trial.set_user_attr("valid", False)
-            self.study.tell(trial, state=TrialState.PRUNED)
-            return "rejected"
-        if self.cfg.max_macs is not None and child.macs > self.cfg.max_macs:
-            trial.set_user_attr("macs", child.macs)
-            trial.set_user_attr(
-                "over_macs", f"{child.macs:,} MACs > --max-macs {self.cfg.max_macs:,}"
-            )
+        over = self.cfg.max_macs is not None and child.macs > self.cfg.max_macs
+        if child.invalid or over:  # rejected untrained: "invalid" or "over_macs" says why
+            if child.invalid:
+                trial.set_user_attr("invalid", child.invalid)
+            else:
+                trial.set_user_attr("macs", child.macs)
+                trial.set_user_attr(
+                    "over_macs", f"{child.macs:,} MACs > --max-macs {self.cfg.max_macs:,}"
+                )
             trial.set_user_attr("valid", False)
             self.study.tell(trial, state=TrialState.PRUNED)
             return "rejected"
@@ -351,16 +350,17 @@ class Worker:
             num_threads=max(1, usable_cores() // self.cfg.workers),
         )
         t0 = time.perf_counter()
-        halved = []
+        halved = False
 
         def on_epoch(epoch: int, val_top1: float | None) -> bool:
             """Report the epoch's validation to the pruner; True stops the child at this rung
             (the last epoch is not a rung: that child is complete)."""
+            nonlocal halved
             if self.cfg.pruner == "none" or val_top1 is None or epoch >= self.cfg.child_epochs:
                 return False
             trial.report(val_top1 / 100, epoch)
-            halved[:] = [epoch] if trial.should_prune() else []
-            return bool(halved)
+            halved = trial.should_prune()
+            return halved
 
         try:
             result = fit(self.space.build(child), self.child_data, cfg, on_epoch=on_epoch)
@@ -409,7 +409,6 @@ class Worker:
         """Bring the REINFORCE policy up to date: one update per finished trial not yet applied,
         in trial-number order (a COMPLETE trial's reward; an invalid sample's, or one over
         ``--max-macs``, is 0)."""
-
         for t in sorted(self.study.get_trials(deepcopy=False), key=lambda t: t.number):
             if t.number in self.applied:
                 continue

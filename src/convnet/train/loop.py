@@ -294,10 +294,14 @@ def _run(
         if stopping and p.step_in_epoch < n_batches:
             break
         final = _end_epoch(run, epoch, sums, t_epoch)
-        told = d.is_main and on_epoch is not None and on_epoch(epoch + 1, final.get("top1"))
-        if stopping or D.agree(bool(told), d):
+        if stopping or (on_epoch is not None and _told_to_stop(on_epoch, epoch, final, d)):
             break
     return _finish(run, final, "terminated" if stopping else "done", t_start)
+
+
+def _told_to_stop(on_epoch: Callable, epoch: int, final: dict[str, Any], d: D.Dist) -> bool:
+    """``fit``'s ``on_epoch`` hook, asked in the main process; every rank learns its answer."""
+    return D.agree(d.is_main and bool(on_epoch(epoch + 1, final.get("top1"))), d)
 
 
 def _augment(cfg: TrainConfig, x_train: torch.Tensor) -> Augment:

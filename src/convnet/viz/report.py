@@ -392,14 +392,17 @@ def search_section(folder: Path) -> list[str]:
     """``convnet search``'s leaderboard (the best lines), trial counts and its two figures, from
     the files it wrote (leaderboard.json, pareto.png, controller.png)."""
     data = _read_json(folder / "leaderboard.json") or {}
-    head = ["#", "trial", "line", "val top-1 %", "epochs", "params", "MACs", "train s"]
-    head.append("test top-1 %")
+    head = [
+        "#", "trial", "line", "val top-1 %", "epochs", "params", "MACs", "train s", "test top-1 %"
+    ]  # fmt: skip
     rows = []
     for r in data.get("rows", [])[:SEARCH_ROWS]:
-        cells = [r["rank"], r["trial"], r["line"], f"{r['val_top1']:.2f}", r.get("epochs") or "-"]
-        cells.append(f"{r['params']:,}")
-        cells += [f"{r['macs']:,}", "-" if r.get("seconds") is None else f"{r['seconds']:.1f}"]
-        cells.append("-" if r.get("test_top1") is None else f"{r['test_top1']:.2f}")
+        cells = [
+            r["rank"], r["trial"], r["line"], f"{r['val_top1']:.2f}", r.get("epochs") or "-",
+            f"{r['params']:,}", f"{r['macs']:,}",
+            "-" if r.get("seconds") is None else f"{r['seconds']:.1f}",
+            "-" if r.get("test_top1") is None else f"{r['test_top1']:.2f}",
+        ]  # fmt: skip
         rows.append("".join(f"<td>{_e(c)}</td>" for c in cells))
     table = f"<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>"
     table += "".join(f"<tr>{r}</tr>" for r in rows) + "</table>"
