@@ -42,12 +42,13 @@ def test_stratified_split_takes_each_class_share(counts, fraction, seed):
     assert torch.equal(again[1], val)  # seeded: the same split every time
 
 
-def _digits(n_train: int = 60, n_test: int = 20, classes: int = 3) -> Dataset:
-    """Class c: a bright row c over noise, in a 6x6 image; labels cycle 0, 1, 2, ..."""
+def _digits(n_train: int = 60, n_test: int = 20, classes: int = 3, row: int = 120) -> Dataset:
+    """Class c: row c brighter by ``row`` over noise in 0..119, in a 6x6 image; labels cycle
+    0, 1, 2, ... (with a small ``row`` the classes overlap)"""
     g = torch.Generator().manual_seed(1)
     x = torch.randint(0, 120, (n_train + n_test, 1, 6, 6), generator=g)
     y = torch.arange(n_train + n_test) % classes
-    x[torch.arange(len(y)), 0, y] += 120
+    x[torch.arange(len(y)), 0, y] += row
     x = x.to(torch.uint8)
     names = [str(c) for c in range(classes)]
     return Dataset("d", x[:n_train], y[:n_train], x[n_train:], y[n_train:], names)
@@ -115,6 +116,37 @@ def _flipped(seed: int = 0, n: int = 64, n_val: int = 48) -> Dataset:
     return Dataset("flipped", x, y, xv, 1 - yv, ["a", "b"], x_val=xv, y_val=yv)
 
 
+def _rows(out) -> list[dict]:
+    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def _chosen(rows: list[dict]) -> int:
+    """The epoch best.pt should hold, by the rule written out: the highest validation top-1,
+    among equal top-1s the lowest validation loss, among exact ties the earliest."""
+    key = [(-row["val_top1"], row["val_loss"], row["epoch"]) for row in rows]
+    return min(key)[2]
+
+
+def test_equal_validation_top1s_are_told_apart_by_validation_loss(tmp_path):
+    """Nine validation images: later epochs tie at the top often, and an epoch that ties in
+    top-1 with a lower validation loss is the better fit (best.pt moves to it)."""
+    data = _digits(n_train=90, n_test=15)
+    cfg = TrainConfig(
+        out=str(tmp_path), epochs=5, batch_size=16, lr=0.01, schedule="constant", progress=False
+    )
+    r = fit(LINEAR, data, cfg)
+    rows = _rows(tmp_path)
+    top = max(row["val_top1"] for row in rows)
+    tied = [row for row in rows if row["val_top1"] == top]
+    first = tied[0]["epoch"]
+    assert len(tied) > 1 and min(row["val_loss"] for row in tied) < tied[0]["val_loss"], (
+        "the construction needs a later epoch that ties the best top-1 at a lower loss"
+    )
+    assert r["best_epoch"] == _chosen(rows) != first
+    assert r["val_top1"] == pytest.approx(top, abs=1e-5)
+    assert load_checkpoint(tmp_path / "best.pt")[1]["epoch"] == r["best_epoch"]
+
+
 def test_selection_happens_on_validation_and_the_test_score_is_that_checkpoints(tmp_path):
     data = _flipped()
     cfg = TrainConfig(
@@ -128,10 +160,11 @@ def test_selection_happens_on_validation_and_the_test_score_is_that_checkpoints(
         progress=False,
     )
     r = fit(LINEAR, data, cfg)
-    val = [json.loads(x)["val_top1"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = _rows(tmp_path)
+    val = [row["val_top1"] for row in rows]
     test = [100.0 - v for v in val]  # the same images, every label flipped
     assert len(set(val)) > 1, "the construction needs epochs that validation tells apart"
-    best = val.index(max(val)) + 1
+    best = _chosen(rows)
     assert r["best_epoch"] == best and r["checkpoint"] == "best"
     assert r["val_top1"] == pytest.approx(max(val), abs=1e-5)  # metrics.jsonl rounds to 1e-6
     assert test.index(max(test)) + 1 != best  # the test split would have chosen another epoch
@@ -150,12 +183,12 @@ def test_selection_happens_on_validation_and_the_test_score_is_that_checkpoints(
 
 
 def test_early_stop_and_a_resume_that_would_change_the_split(tmp_path):
-    data = _digits(n_train=90, n_test=15)
-    base = dict(out=str(tmp_path), batch_size=16, lr=0.5, schedule="constant", progress=False)
+    data = _digits(n_train=90, n_test=15, row=30)  # overlapping classes: top-1 wanders
+    base = dict(out=str(tmp_path), batch_size=16, lr=2.0, schedule="constant", progress=False)
     r = fit(LINEAR, data, TrainConfig(epochs=12, early_stop=2, **base))
-    val = [json.loads(x)["val_top1"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    best = val.index(max(val)) + 1
-    assert r["best_epoch"] == best and r["epochs"] == len(val) == best + 2 < 12
+    rows = _rows(tmp_path)
+    best = _chosen(rows)
+    assert r["best_epoch"] == best and r["epochs"] == len(rows) == best + 2 < 12
     assert r["stopped_early"] and r["split"] == {
         "source": "train",
         "fraction": 0.1,

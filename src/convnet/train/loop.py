@@ -118,7 +118,8 @@ def fit(
     keys, plus the test split's ``per_class`` and ``confusion``):
 
     - ``val_top1``: validation top-1 (percent) of the kept checkpoint, best.pt, the epoch
-      ``best_epoch`` with the best validation top-1 (None when nothing is validated);
+      ``best_epoch`` with the best validation top-1, the lower validation loss among equal
+      top-1s (a few hundred images tie often) (None when nothing is validated);
     - ``test_top1``, ``test_top5``, ``test_loss``: the test split, scored once at the end on that
       checkpoint (``checkpoint`` "best"), or on the last weights when nothing is validated
       (``checkpoint`` "last");
@@ -487,9 +488,12 @@ def _end_epoch(run: Run, epoch: int, sums: EpochSums, t_epoch: float) -> dict[st
         run.schedule.epoch_end(final["top1"])
     p.next_epoch()
     p.seconds += time.perf_counter() - t_epoch
-    improved = record.get("val_top1") is not None and record["val_top1"] > p.best_top1
+    improved = "val_top1" in record and (record["val_top1"], -record["val_loss"]) > (
+        p.best_top1,
+        -p.best_loss,
+    )
     if improved:
-        p.best_top1, p.best_epoch = record["val_top1"], epoch + 1
+        p.best_top1, p.best_loss, p.best_epoch = record["val_top1"], record["val_loss"], epoch + 1
         evaluated = run.ema.module if run.ema is not None else run.model
         run.best_state = {
             k: v.detach().to("cpu", copy=True) for k, v in evaluated.state_dict().items()

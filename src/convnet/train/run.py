@@ -68,6 +68,7 @@ class Progress:
     global_step: int = 0  # optimizer steps done since the start
     best_top1: float = -1.0  # best validation top-1 so far (percent); -1 before any
     best_epoch: int = 0  # the epoch (1-based) that scored it, saved as best.pt; 0 before any
+    best_loss: float = float("inf")  # that epoch's validation loss: breaks ties in top-1
     seconds: float = 0.0  # wall time of the completed epochs, training and evaluation
     train_seconds: float = 0.0  # of which training
     train_images: int = 0  # images trained on in the completed epochs, all processes
