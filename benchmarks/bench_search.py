@@ -5,8 +5,7 @@ For each seed (default 0, 1, 2) and controller (default reinforce, random, tpe),
 budget (default 10 minutes) and the search's hard limit of LeNet-5's multiply-adds (416,520
 MACs; a sample over it is rejected untrained). Children train with the ``lenet`` recipe for at
 most ``--child-epochs`` (default 9) under successive halving (``--pruner asha``: a child goes on
-past epoch 3, where its one-cycle learning rate has peaked, only while its validation top-1 is
-in the best third there), on the
+past 1 and 3 epochs only while its validation top-1 is in the best third there), on the
 training split, scored on the validation split (10% of the training split, stratified); the test
 split is never read during the search. The ``--top-k`` (default 3) best lines are then
 retrained with the full ``lenet`` recipe; the chosen net is the one whose retraining scored the

@@ -97,9 +97,8 @@ def _budget_options(add) -> None:
         "--pruner",
         choices=("none", "asha"),
         default="none",
-        help="asha: successive halving (Optuna's) stops a child after r, 3r, 9r, ... epochs "
-        "(r: the first epoch after its learning-rate warm-up; 3 for 9 lenet epochs) unless its "
-        "validation top-1 is in the best third at that epoch; needs --objective val "
+        help="asha: successive halving (Optuna's) stops a child after 1, 3, 9, ... epochs unless "
+        "its validation top-1 is in the best third at that epoch; needs --objective val "
         "(default: none)",
     )
     add(

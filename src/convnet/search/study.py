@@ -49,7 +49,7 @@ class SearchConfig:
     trials: int | None = 20  # valid (trained) trials; None: until the budget runs out
     budget: float | None = None  # seconds of wall time for starting trials; None: no limit
     child_epochs: int = 1  # epochs each child trains (with pruner "asha": at most)
-    pruner: str = "none"  # "asha": successive halving stops children at r, 3r, ... epochs
+    pruner: str = "none"  # "asha": successive halving stops children at 1, 3, 9, ... epochs
     child_images: int = 0  # training images each child sees (0: the whole training split)
     objective: str = "val"
     out: str = "runs/search"
@@ -202,38 +202,14 @@ def search_data(cfg: SearchConfig, data: Any = None) -> tuple[Dataset, Dataset]:
     return data, child
 
 
-def child_recipe(cfg: SearchConfig, **overrides: Any):
-    """The TrainConfig a child trains with: ``cfg.recipe`` for ``cfg.child_epochs``."""
-    from ..train import recipe
-
-    return recipe(cfg.recipe, epochs=cfg.child_epochs, **overrides)
-
-
-def first_rung(train_cfg) -> int:
-    """The first epoch successive halving may stop a child at: the first whole epoch at whose
-    end the child's learning rate has reached its peak. Halving a child inside its warm-up
-    ranks nets by how fast they start at a low rate (small fully connected nets lead there),
-    not by how well they learn: the lenet recipe's one-cycle curve peaks at 25% of the run,
-    so a 9-epoch child is first compared after epoch 3, a 3-epoch one after epoch 1."""
-    from ..train.optim import lr_factor
-
-    steps = 100  # per epoch: the curve at a hundredth of an epoch
-    curve = [lr_factor(t, train_cfg, steps) for t in range(train_cfg.epochs * steps)]
-    peak = curve.index(max(curve))  # the first step at the peak rate
-    return max(1, math.ceil((peak + 1) / steps))
-
-
 def make_study(cfg: SearchConfig, storage, sampler=None, create: bool = False):
     """The study in ``storage``, with ``sampler`` and the pruner of ``cfg.pruner``: for "asha",
-    Optuna's asynchronous successive halving over epochs (rungs at r, 3r, 9r, ... epochs, r the
-    :func:`first_rung` after the warm-up; a child goes on past a rung only while its validation
-    top-1 is in the best third there)."""
+    Optuna's asynchronous successive halving over epochs (rungs at 1, 3, 9, ... epochs; a child
+    goes on past a rung only while its validation top-1 is in the best third there)."""
     optuna = need_optuna()
     directions = ["maximize"] if cfg.objective == "val" else ["maximize", "minimize"]
     pruner = (
-        optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=first_rung(child_recipe(cfg)), reduction_factor=HALVING
-        )
+        optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=HALVING)
         if cfg.pruner == "asha"
         else optuna.pruners.NopPruner()
     )
@@ -362,11 +338,12 @@ class Worker:
         from optuna.trial import TrialState
 
         from ..errors import ConvnetError
-        from ..train import fit
+        from ..train import fit, recipe
         from ..train.distributed import usable_cores
 
-        cfg = child_recipe(
-            self.cfg,
+        cfg = recipe(
+            self.cfg.recipe,
+            epochs=self.cfg.child_epochs,
             eval_every=1 if self.cfg.pruner != "none" else self.cfg.child_epochs,
             progress=False,
             seed=self.cfg.seed + trial.number,
