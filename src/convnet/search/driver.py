@@ -63,13 +63,15 @@ def run(
     when given) and scored on the validation split (``val_split`` of the training split unless
     the data has its own). The ``top_k`` best distinct lines are then retrained with
     ``recipe`` (for ``final_epochs``, default the recipe's) on the full training split and
-    scored on the test split once; ``chosen`` is the retrained line with the best validation top-1 after its
-    retraining (fewer MACs on a tie; None when ``top_k`` is 0): the choice never looks at test.
-    ``pruner="asha"`` makes ``child_epochs`` a ceiling: successive halving stops each child at
-    1, 3, 9, ... epochs unless its validation top-1 is in the best third of those that reached
-    that epoch, so the budget goes to the promising lines. ``max_macs`` rejects children with more multiply-adds untrained (a hard constraint, beside
-    ``objective="val-macs"``'s soft one). ``resume`` continues the search in ``out``; ``workers`` processes share the
-    study; ``storage`` is an Optuna RDB URL (default: SQLite in ``out``).
+    scored on the test split once; ``chosen`` is the retrained line with the best validation
+    top-1 after its retraining (fewer MACs on a tie; None when ``top_k`` is 0): the choice
+    never looks at test. ``pruner="asha"`` makes ``child_epochs`` a ceiling: successive
+    halving stops each child at 1, 3, 9, ... epochs unless its validation top-1 is in the best
+    third of those that reached that epoch, so the budget goes to the promising lines.
+    ``max_macs`` rejects children with more multiply-adds untrained (a hard constraint, beside
+    ``objective="val-macs"``'s soft one). ``resume`` continues the search in ``out``;
+    ``workers`` processes share the study; ``storage`` is an Optuna RDB URL (default: SQLite
+    in ``out``).
     """
     cfg = SearchConfig(
         space=space, controller=controller, data=data if isinstance(data, str) else getattr(data, "name", "data"),

@@ -356,7 +356,8 @@ class TrainConfig:
     )
     early_stop: int = _f(
         0,
-        "stop after N epochs without a better validation top-1 (0: off)",
+        "stop after N epochs without a better validation top-1 (or an equal one at a lower "
+        "validation loss) (0: off)",
         units="epochs",
         range=_at_least(0, "0 turns it off"),
     )

@@ -488,10 +488,8 @@ def _end_epoch(run: Run, epoch: int, sums: EpochSums, t_epoch: float) -> dict[st
         run.schedule.epoch_end(final["top1"])
     p.next_epoch()
     p.seconds += time.perf_counter() - t_epoch
-    improved = "val_top1" in record and (record["val_top1"], -record["val_loss"]) > (
-        p.best_top1,
-        -p.best_loss,
-    )
+    val = record.get("val_top1")
+    improved = val is not None and (val, -record["val_loss"]) > (p.best_top1, -p.best_loss)
     if improved:
         p.best_top1, p.best_loss, p.best_epoch = record["val_top1"], record["val_loss"], epoch + 1
         evaluated = run.ema.module if run.ema is not None else run.model
