@@ -196,7 +196,13 @@ OUTPUTS = {  # an output path that cannot be written, by why
     "a path under a file": "{root}/afile.txt/out",
     "a missing folder under a file": "{root}/afile.txt/sub/out",
 }
-DEVICES = ["cuda", "cuda:7", "foo", "meta", "cpu:banana", "mps", "tpu", ""]
+# CUDA devices this machine does not have (on a GPU machine, an index past its last GPU)
+ABSENT_CUDA = (
+    [f"cuda:{torch.cuda.device_count()}", "cuda:99"]
+    if torch.cuda.is_available()
+    else ["cuda", "cuda:7"]
+)
+DEVICES = [*ABSENT_CUDA, "foo", "meta", "cpu:banana", "mps", "tpu", ""]
 VIZ_IMAGE = ["activations", "deconv", "occlusion"]
 VIZ_MODEL = ["filters", "rf", "patches", "hierarchy", "codes"]
 VIZ_LAYER = {"activations": ["--layer", "0"], "rf": ["--layer", "0"]}
@@ -221,7 +227,7 @@ def _codes_cases(add) -> None:
         add(f"features-out-{why}", "features", "{root}/net.pt", "-o", out + ".safetensors")
         add(f"linear-out-{why}", "linear", "{root}/net.pt", "-o", out + ".safetensors")
     for flags in (["-o", "{root}/adir/codes.txt"], ["-o", "{root}/adir"], ["--batch", "0"],
-                  ["--device", "foo"], ["--device", "cuda"], ["--data", "{root}/empty.npz"],
+                  ["--device", "foo"], ["--device", ABSENT_CUDA[0]], ["--data", "{root}/empty.npz"],
                   ["--val-split", "1"], ["--layer", "no.such"]):  # fmt: skip
         more = [] if "-o" in flags else ["-o", "{root}/adir/codes.safetensors"]
         add(f"features{''.join(flags)}", "features", "{root}/net.pt", *flags, *more)
@@ -274,7 +280,7 @@ def _corpus() -> list[tuple[str, list[str]]]:
         add(f"train-device-{dev}", "train", PATTERN, "--epochs", "1", "--device", dev,
             "-o", "{root}/adir/t")  # fmt: skip
         add(f"eval-device-{dev}", "eval", "{root}/net.pt", "--device", dev)
-    for dev in ["cuda", "cuda:3"]:
+    for dev in ABSENT_CUDA:
         add(f"compare-device-{dev}", "compare", PATTERN, "--device", dev, "-o", "{root}/adir/c")
     # numeric options out of range
     numeric = {
