@@ -149,7 +149,9 @@ def main() -> None:
         else torch.device(args.device)
     )
     g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (args.images, 3, args.size, args.size), dtype=torch.uint8, generator=g)
+    x = torch.randint(
+        0, 256, (args.images, 3, args.size, args.size), dtype=torch.uint8, generator=g
+    )
     y = torch.randint(0, 10, (args.images,), generator=g)
     data = Dataset(
         "synthetic-cifar", x, y, x[:256].clone(), y[:256].clone(), [str(i) for i in range(10)]

@@ -245,13 +245,26 @@ def test_max_macs_rejects_untrained_and_asha_halves_by_its_rule(tiny, tmp_path):
         seen.append(v)
     assert r["counts"]["halved"] == sum(t.user_attrs["epochs"] == 1 for t in children) > 0
     assert all(row["macs"] <= limit for row in r["leaderboard"])
+    # the leaderboard's order, written out: best validation top-1, then lower validation loss
+    # (the child's best epoch's, as fit reports it), then fewer MACs
+    expect = sorted(children, key=lambda t: (-_val(t), t.user_attrs["val_loss"],
+                                             t.user_attrs["macs"], t.number))  # fmt: skip
+    assert [row["trial"] for row in r["leaderboard"]] == [t.number for t in expect]
+    assert [row["val_loss"] for row in r["leaderboard"]] == [
+        t.user_attrs["val_loss"] for t in expect
+    ]
     retrained = {int(k): v for k, v in r["final"].items()}
     assert len(retrained) == 2
     best = max(retrained.values(), key=lambda v: v["val_top1"])["val_top1"]
     assert r["chosen"]["final_val_top1"] == best and r["chosen"]["trial"] in retrained
 
 
-def test_chosen_is_the_best_retrained_validation_then_fewer_macs():
+def _val(t) -> float:
+    """A trained trial's validation top-1 in [0, 1]: its value, or a halved one's attribute."""
+    return t.values[0] if t.state.name == "COMPLETE" else t.user_attrs["val_top1"]
+
+
+def test_chosen_is_the_best_retrained_validation_then_lower_loss_then_fewer_macs():
     from convnet.search.driver import chosen, distinct_lines
 
     rows = [
@@ -262,6 +275,10 @@ def test_chosen_is_the_best_retrained_validation_then_fewer_macs():
     ]
     final = {7: {"val_top1": 97.0}, 3: {"val_top1": 98.0}, 5: {"val_top1": 98.0}}
     assert chosen(rows, final)["trial"] == 5  # test never decides: trial 7 has the best test
+    final[3]["val_loss"], final[5]["val_loss"] = 0.05, 0.09  # the same top-1, 3 more sure
+    assert chosen(rows, final)["trial"] == 3
+    final[7]["val_loss"] = 0.01  # a lower loss never outranks a better top-1
+    assert chosen(rows, final)["trial"] == 3
     assert chosen(rows, {}) is None
     lines = [{"line": x, "rank": i} for i, x in enumerate("aabacd", 1)]  # best first
     assert [(r["line"], r["rank"]) for r in distinct_lines(lines, 3)] == [

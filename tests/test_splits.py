@@ -144,6 +144,7 @@ def test_equal_validation_top1s_are_told_apart_by_validation_loss(tmp_path):
     )
     assert r["best_epoch"] == _chosen(rows) != first
     assert r["val_top1"] == pytest.approx(top, abs=1e-5)
+    assert r["val_loss"] == pytest.approx(rows[r["best_epoch"] - 1]["val_loss"], abs=1e-6)
     assert load_checkpoint(tmp_path / "best.pt")[1]["epoch"] == r["best_epoch"]
 
 
@@ -236,7 +237,9 @@ def test_nothing_validated_is_said_and_the_test_split_scores_the_last_weights(tm
     r = fit(LINEAR, data, cfg)
     said = [ln for ln in capsys.readouterr().out.splitlines() if "nothing is validated" in ln]
     assert len(said) == 1
-    assert (r["val_top1"], r["best_epoch"], r["checkpoint"]) == (None, None, "last")
+    assert (r["val_top1"], r["val_loss"], r["best_epoch"], r["checkpoint"]) == (
+        None, None, None, "last"
+    )  # fmt: skip
     assert not (tmp_path / "best.pt").exists()
     model, info = load_checkpoint(tmp_path / "last.pt")
     with torch.no_grad():

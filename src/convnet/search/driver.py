@@ -194,18 +194,24 @@ def _retrain(cfg: SearchConfig, study, dataset: Any) -> dict[int, dict[str, Any]
             resume=(folder / "last.pt").is_file(),
         )
         final[r["trial"]] = {
-            k: result.get(k) for k in ("val_top1", "test_top1", "test_top5", "epochs")
+            k: result.get(k) for k in ("val_top1", "val_loss", "test_top1", "test_top5", "epochs")
         }
     return final
 
 
 def chosen(rows: list[dict[str, Any]], final: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
-    """The retrained row whose retraining scored the best validation top-1 (fewer MACs, then the
-    better search rank, on a tie), with that ``final_val_top1``; None when nothing was retrained."""
+    """The retrained row whose retraining scored the best validation top-1 (on a tie the lower
+    validation loss of that retraining, then fewer MACs, then the better search rank), with that
+    ``final_val_top1``; None when nothing was retrained."""
     done = [r for r in rows if (final.get(r["trial"]) or {}).get("val_top1") is not None]
     if not done:
         return None
-    best = min(done, key=lambda r: (-final[r["trial"]]["val_top1"], r["macs"], r["rank"]))
+
+    def key(r: dict[str, Any]) -> tuple:
+        f = final[r["trial"]]
+        return (-f["val_top1"], report.loss_key(f.get("val_loss")), r["macs"], r["rank"])
+
+    best = min(done, key=key)
     return {**best, "final_val_top1": final[best["trial"]]["val_top1"]}
 
 

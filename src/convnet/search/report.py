@@ -14,15 +14,17 @@ from .controllers import BASELINE_DECAY
 from .study import trained, trial_reward, trial_val
 
 COLUMNS = (
-    "rank", "trial", "line", "val_top1", "epochs", "params", "macs", "seconds", "test_top1"
+    "rank", "trial", "line", "val_top1", "val_loss", "epochs", "params", "macs", "seconds",
+    "test_top1",
 )  # fmt: skip
 
 
 def leaderboard(study, final: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One row per trained child (COMPLETE, or halved: stopped at a rung by ``--pruner``), best
-    validation top-1 first (fewer MACs first on a tie): ``line`` (what ``convnet train``
-    takes), ``val_top1`` (percent), ``epochs`` it trained, ``params``, ``macs``, ``seconds``
-    (the child's training), and ``test_top1`` for the lines retrained at the end."""
+    validation top-1 first; on a tie the lower validation loss (at the child's best epoch), then
+    fewer MACs: ``line`` (what ``convnet train`` takes), ``val_top1`` (percent), ``val_loss``,
+    ``epochs`` it trained, ``params``, ``macs``, ``seconds`` (the child's training), and
+    ``test_top1`` for the lines retrained at the end."""
     final = final or {}
     rows = []
     for t in study.get_trials(deepcopy=False):
@@ -33,6 +35,7 @@ def leaderboard(study, final: dict[int, dict[str, Any]] | None = None) -> list[d
             "trial": t.number,
             "line": a.get("line", a.get("text", "")),
             "val_top1": round(100 * trial_val(t), 2),
+            "val_loss": a.get("val_loss"),
             "epochs": a.get("epochs"),
             "params": int(a.get("params", 0)),
             "macs": int(a.get("macs", 0)),
@@ -40,10 +43,15 @@ def leaderboard(study, final: dict[int, dict[str, Any]] | None = None) -> list[d
             "test_top1": (final.get(t.number) or {}).get("test_top1"),
         }
         rows.append(row)
-    rows.sort(key=lambda r: (-r["val_top1"], r["macs"], r["trial"]))
+    rows.sort(key=lambda r: (-r["val_top1"], loss_key(r["val_loss"]), r["macs"], r["trial"]))
     for i, r in enumerate(rows, 1):
         r["rank"] = i
     return [{k: r[k] for k in COLUMNS} for r in rows]
+
+
+def loss_key(value: float | None) -> float:
+    """A validation loss as a sort key: a child without one (an older study) sorts last."""
+    return float("inf") if value is None else value
 
 
 def counts(study) -> dict[str, int]:
@@ -108,6 +116,7 @@ def print_leaderboard(rows: list[dict[str, Any]], c: dict[str, int], limit: int 
         ("trial", "right"),
         ("line", "left"),
         ("val %", "right"),
+        ("val loss", "right"),
         ("epochs", "right"),
         ("params", "right"),
         ("MACs", "right"),
@@ -121,6 +130,7 @@ def print_leaderboard(rows: list[dict[str, Any]], c: dict[str, int], limit: int 
             str(r["trial"]),
             r["line"],
             f"{r['val_top1']:.2f}",
+            f"{r['val_loss']:.4f}" if r["val_loss"] is not None else "",
             str(r["epochs"] or ""),
             f"{r['params']:,}",
             f"{r['macs']:,}",

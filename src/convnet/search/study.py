@@ -375,6 +375,7 @@ class Worker:
         val = (result["val_top1"] or 0.0) / 100
         trial.set_user_attr("seconds", round(seconds, 3))
         trial.set_user_attr("epochs", result["epochs"])
+        trial.set_user_attr("val_loss", result.get("val_loss"))  # at its best epoch: breaks ties
         values = [val] if self.cfg.objective == "val" else [val, float(child.macs)]
         if halved:  # stopped at a rung: PRUNED, its value the best validation so far
             trial.set_user_attr("val_top1", val)

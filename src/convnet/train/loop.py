@@ -566,6 +566,7 @@ def _finish(run: Run, final: dict[str, Any], status: str, t_start: float) -> dic
         test = _evaluate(run, run.test_loader, best)
     result = {
         "val_top1": p.best_top1 if p.best_top1 >= 0 else None,
+        "val_loss": p.best_loss if p.best_epoch else None,  # the best epoch's (breaks ties)
         "best_epoch": p.best_epoch or None,
         "test_top1": test.get("top1"),
         "test_top5": test.get("top5"),
