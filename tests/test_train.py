@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -251,6 +253,37 @@ def test_bf16_and_channels_last_run(tmp_path):
         ),
     )
     assert r["out"] is None and math.isfinite(r["test_loss"])
+
+
+def test_bf16_on_a_cpu_without_a_fast_path_says_so(monkeypatch):
+    """An explicit bf16 on a CPU where bf16 does not run at speed still autocasts (the user
+    asked), with one warning that names the faster choice; auto never picks bf16 on a CPU."""
+    import warnings
+
+    from convnet.train import distributed as D
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(D, "bf16_pays", lambda device: False)
+    with pytest.warns(UserWarning, match="--precision fp32"):
+        assert isinstance(D.autocast_for("bf16", cpu), torch.autocast)
+    monkeypatch.setattr(D, "bf16_pays", lambda device: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert isinstance(D.autocast_for("bf16", cpu), torch.autocast)
+        assert not isinstance(D.autocast_for("auto", cpu), torch.autocast)
+
+
+@pytest.mark.skipif(
+    not Path("/proc/cpuinfo").is_file() or os.uname().machine != "x86_64", reason="x86 Linux"
+)
+def test_bf16_pays_on_a_cpu_exactly_with_avx512():
+    """oneDNN's bf16 path needs AVX-512 (BW, VL, DQ); without it a bf16 GEMM falls back to a
+    reference loop. The CPU's flags, read independently of torch, decide."""
+    from convnet.train.distributed import bf16_pays
+
+    line = next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("flags"))
+    flags = set(line.split(":", 1)[1].split())
+    assert bf16_pays(torch.device("cpu")) == ({"avx512bw", "avx512vl", "avx512dq"} <= flags)
 
 
 def test_a_model_ending_in_softmax_trains_and_predicts_on_its_scores(tmp_path):
