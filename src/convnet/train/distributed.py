@@ -203,8 +203,8 @@ def autocast_for(precision: str, device: torch.device) -> AbstractContextManager
         use = precision == "bf16"
         if use and device.type == "cpu" and not bf16_pays(device):
             warnings.warn(
-                "bf16 on this CPU (no AVX-512) runs on a slow fallback, much slower than fp32: "
-                "pass --precision fp32 to train faster",
+                "bf16 has no fast path on this CPU (on x86 it needs AVX-512) and runs much "
+                "slower than fp32: pass --precision fp32 to train faster",
                 stacklevel=2,
             )
     return torch.autocast(device.type, dtype=torch.bfloat16) if use else nullcontext()
