@@ -48,17 +48,16 @@ QUICK_TRAINING = [("lenet5", (1, 32, 32), (256,), None), ("resnet18", (3, 224, 2
 QUICK_INFERENCE = [("resnet18", (3, 224, 224), (32,))]
 
 
-def _peak(run) -> tuple[int, int]:
-    """(bytes allocated before ``run()``, the allocator's peak during it)."""
+def _peak(run) -> int:
+    """The allocator's peak during ``run()``: every byte the process holds on the device."""
     torch.cuda.synchronize()
-    before = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
     run()
     torch.cuda.synchronize()
-    return before, torch.cuda.max_memory_allocated()
+    return torch.cuda.max_memory_allocated()
 
 
-def training_peak(model, x, y, dtype) -> tuple[int, int]:
+def training_peak(model, x, y, dtype) -> int:
     import torch.nn.functional as F
 
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
@@ -75,7 +74,7 @@ def training_peak(model, x, y, dtype) -> tuple[int, int]:
     return _peak(step)
 
 
-def inference_peak(model, x) -> tuple[int, int]:
+def inference_peak(model, x) -> int:
     def forward() -> None:
         with torch.no_grad():
             model(x)
@@ -113,11 +112,11 @@ def main() -> int:
                 model = model.cuda().train()
                 x = torch.randn(batch, *size, device="cuda")
                 y = torch.randint(0, 10, (batch,), device="cuda")
-                _, peak = training_peak(model, x, y, getattr(torch, dtype) if dtype else None)
+                peak = training_peak(model, x, y, getattr(torch, dtype) if dtype else None)
             else:
                 est = estimate_inference_memory(model, size, batch, device="cuda").peak_bytes
                 model = model.cuda().eval()
-                _, peak = inference_peak(model, torch.randn(batch, *size, device="cuda"))
+                peak = inference_peak(model, torch.randn(batch, *size, device="cuda"))
             err = 100 * (est - peak) / peak
             errors[mode].append(abs(err))
             shape = "x".join(map(str, size))

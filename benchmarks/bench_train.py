@@ -43,7 +43,8 @@ def cpu_name() -> str:
 
 
 class PerSample(torch.utils.data.Dataset):
-    """Per-image transforms in __getitem__: pad 4, random 32x32 crop, random flip, normalize."""
+    """Per-image transforms in __getitem__: pad 4, random crop back to the image's size, random
+    flip, normalize."""
 
     def __init__(self, x, y, mean, std):
         self.x, self.y, self.size = x, y, x.shape[-1]

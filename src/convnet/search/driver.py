@@ -15,6 +15,7 @@ from typing import Any
 
 from ..io import atomic_write_text
 from ..train.distributed import process_context
+from ..train.run import validation_rank
 from ..train.run_folder import claim_run_folder
 from . import report
 from .space import SearchError
@@ -64,10 +65,11 @@ def run(
     the data has its own). The ``top_k`` best distinct lines are then retrained with
     ``recipe`` (for ``final_epochs``, default the recipe's) on the full training split and
     scored on the test split once; ``chosen`` is the retrained line with the best validation
-    top-1 after its retraining (fewer MACs on a tie; None when ``top_k`` is 0): the choice
-    never looks at test. ``pruner="asha"`` makes ``child_epochs`` a ceiling: successive
-    halving stops each child at 1, 3, 9, ... epochs unless its validation top-1 is in the best
-    third of those that reached that epoch, so the budget goes to the promising lines.
+    top-1 after its retraining (on a tie the lower validation loss, then fewer MACs; None when
+    ``top_k`` is 0): the choice never looks at test. ``pruner="asha"`` makes ``child_epochs``
+    a ceiling: successive halving stops each child at 1, 3, 9, ... epochs unless its
+    validation top-1 is in the best third of those that reached that epoch, so the budget goes
+    to the promising lines.
     ``max_macs`` rejects children with more multiply-adds untrained (a hard constraint, beside
     ``objective="val-macs"``'s soft one). ``resume`` continues the search in ``out``;
     ``workers`` processes share the study; ``storage`` is an Optuna RDB URL (default: SQLite
@@ -206,12 +208,14 @@ def chosen(rows: list[dict[str, Any]], final: dict[int, dict[str, Any]]) -> dict
     done = [r for r in rows if (final.get(r["trial"]) or {}).get("val_top1") is not None]
     if not done:
         return None
-
-    def key(r: dict[str, Any]) -> tuple:
-        f = final[r["trial"]]
-        return (-f["val_top1"], report.loss_key(f.get("val_loss")), r["macs"], r["rank"])
-
-    best = min(done, key=key)
+    best = min(
+        done,
+        key=lambda r: (
+            *validation_rank(final[r["trial"]]["val_top1"], final[r["trial"]].get("val_loss")),
+            r["macs"],
+            r["rank"],
+        ),
+    )
     return {**best, "final_val_top1": final[best["trial"]]["val_top1"]}
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_open, atomic_write_text
+from ..train.run import validation_rank
 from .controllers import BASELINE_DECAY
 from .study import trained, trial_reward, trial_val
 
@@ -43,15 +44,10 @@ def leaderboard(study, final: dict[int, dict[str, Any]] | None = None) -> list[d
             "test_top1": (final.get(t.number) or {}).get("test_top1"),
         }
         rows.append(row)
-    rows.sort(key=lambda r: (-r["val_top1"], loss_key(r["val_loss"]), r["macs"], r["trial"]))
+    rows.sort(key=lambda r: (*validation_rank(r["val_top1"], r["val_loss"]), r["macs"], r["trial"]))
     for i, r in enumerate(rows, 1):
         r["rank"] = i
     return [{k: r[k] for k in COLUMNS} for r in rows]
-
-
-def loss_key(value: float | None) -> float:
-    """A validation loss as a sort key: a child without one (an older study) sorts last."""
-    return float("inf") if value is None else value
 
 
 def counts(study) -> dict[str, int]:

@@ -198,7 +198,7 @@ def autocast_for(precision: str, device: torch.device) -> AbstractContextManager
     """bf16 autocast for ``precision="bf16"`` (with a warning where bf16 does not pay, see
     :func:`bf16_pays`), or for ``"auto"`` on a CUDA GPU with bf16; else a no-op context (fp32)."""
     if precision == "auto":
-        use = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        use = device.type == "cuda" and bf16_pays(device)
     else:
         use = precision == "bf16"
         if use and device.type == "cpu" and not bf16_pays(device):

@@ -44,7 +44,7 @@ from .finetune import Frozen, freeze, group_rates
 from .loader import Augment, Loader
 from .metrics import EpochBar, EpochSums, RunLog, print_epoch, print_report
 from .optim import EMA, LRSchedule, build_optimizer
-from .run import Progress, RunSpec, prepare_model
+from .run import Progress, RunSpec, prepare_model, validation_rank
 from .run_folder import claim_run_folder
 
 # settings a resumed run may not change: the saved model, optimizer and data order need them
@@ -489,7 +489,9 @@ def _end_epoch(run: Run, epoch: int, sums: EpochSums, t_epoch: float) -> dict[st
     p.next_epoch()
     p.seconds += time.perf_counter() - t_epoch
     val = record.get("val_top1")
-    improved = val is not None and (val, -record["val_loss"]) > (p.best_top1, -p.best_loss)
+    improved = val is not None and validation_rank(val, record["val_loss"]) < validation_rank(
+        p.best_top1, p.best_loss
+    )
     if improved:
         p.best_top1, p.best_loss, p.best_epoch = record["val_top1"], record["val_loss"], epoch + 1
         evaluated = run.ema.module if run.ema is not None else run.model

@@ -59,6 +59,13 @@ class RunSpec:
         }
 
 
+def validation_rank(top1: float | None, loss: float | None) -> tuple[float, float]:
+    """Where a validation result ranks, smaller first: the higher top-1, and among equal top-1s
+    the lower loss (how best.pt, early stopping and the search choose); a missing value last."""
+    inf = float("inf")
+    return (inf if top1 is None else -top1, inf if loss is None else loss)
+
+
 @dataclass
 class Progress:
     """Where a run stands. Saved in every checkpoint; a resumed run continues from it exactly."""
