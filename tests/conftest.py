@@ -9,13 +9,21 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
 
 import pytest  # noqa: E402
-import torch  # noqa: E402
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-# The cores shared by the test processes (pytest -n N): two processes of two threads each on two
-# cores spin their thread pools against each other instead of computing.
-_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _workers)))
+
+
+def pytest_configure(config):
+    """In each process that runs tests, share the cores among the test processes (pytest -n N):
+    two processes of two threads each on two cores spin their thread pools against each other
+    instead of computing. pytest-xdist's controller runs no test, so it does not import torch
+    (3 s of CPU on a 2-core machine, taken from the two workers starting beside it)."""
+    if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
+        return
+    import torch
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
 
 
 @pytest.fixture
