@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write_text
-from ..train.distributed import process_context
+from ..train.distributed import TRAINING_PRELOAD, process_context
 from ..train.run import validation_rank
 from ..train.run_folder import claim_run_folder
 from . import report
@@ -127,7 +127,8 @@ def _search(cfg: SearchConfig, dataset: Any, deadline: float | None, bar: report
     if cfg.workers == 1:
         Worker(cfg, 0, dataset, on_trial=bar.update).run(deadline)
         return
-    ctx = process_context(("convnet.search.study",))  # no forked torch thread pools
+    # no forked torch thread pools; each worker trains children, so it needs what a rank needs
+    ctx = process_context(("convnet.search.study", *TRAINING_PRELOAD))
     procs = [
         ctx.Process(target=_worker_main, args=(cfg, i, dataset, deadline), daemon=False)
         for i in range(cfg.workers)

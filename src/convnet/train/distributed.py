@@ -271,6 +271,11 @@ class RankDied(TrainingError):
     """A spawned training process ended without reporting an error (killed, or it crashed)."""
 
 
+# What a training process imports before its first step: torch's optimizers import torch._dynamo
+# on first use (about 2 s on a 2-core CPU), so the forkserver imports it once for every rank.
+TRAINING_PRELOAD = ("convnet.train.loop", "torch._dynamo")
+
+
 def process_context(preload: tuple[str, ...]):
     """The multiprocessing context worker processes start from (torch's, so tensors passed to
     them share memory): "forkserver" where the platform has it, its server importing
@@ -296,7 +301,7 @@ def spawn(fn, nproc: int, args: tuple, grace_s: float = 5.0) -> None:
     is seen by every rank alike), else :class:`RankDied` naming the rank and its signal or exit
     code, else the first other failure as a TrainingError.
     """
-    ctx = process_context(("convnet.train.loop",))
+    ctx = process_context(TRAINING_PRELOAD)
     reports = ctx.SimpleQueue()
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ["MASTER_PORT"] = str(free_port())
