@@ -60,6 +60,9 @@ SCRIPT = textwrap.dedent(
     from convnet.surgery import fc_to_conv
     with torch.device("meta"), SkipInit():
         fc_to_conv(create_model("alexnet"), (3, 224, 224))
+    # a pattern-language line with real weights (what eval, predict and viz of a line's run build)
+    from convnet.notation import build
+    build("INPUT[28x28x1] -> CONV3-8 -> RELU -> POOL -> FC-10")
     loaded = [m for m in ("torch._dynamo", "sympy") if m in sys.modules]
     assert not loaded, f"imported {loaded}"
     """

@@ -109,7 +109,9 @@ def build(
                 f"the line builds {n_params:,} parameters ({n_params * 4 / 2**30:.1f} GiB in float32); "
                 "check the sizes, or build it on device='meta' to inspect it",
             )
-        model.to_empty(device=target)
+        # torch.empty, not to_empty: empty_like of a meta tensor runs Python decompositions
+        # that import sympy (0.7 s of a cold start); the initializers fill every tensor next
+        model._apply(lambda t: torch.empty(t.shape, dtype=t.dtype, device=target))
         _initialize(model)
     model.default_input_size = size
     # The line with the counts this model was built with, so that it rebuilds the same model.
