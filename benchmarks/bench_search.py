@@ -30,6 +30,7 @@ Quick check that it works: ``python benchmarks/bench_search.py --budget 20s --se
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -73,6 +74,23 @@ def lenet(seed: int, args, tmp: Path) -> float:
     return test
 
 
+@contextlib.contextmanager
+def pinned_pool(jobs: int, prefix: str):
+    """``jobs`` spawned processes, each pinned to a core of its own with one thread, and a
+    temporary folder for their runs (removed after the pool has shut down)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    cores = ctx.Manager().Queue()
+    for c in sorted(os.sched_getaffinity(0))[:jobs]:
+        cores.put(c)
+    with (
+        tempfile.TemporaryDirectory(prefix=prefix) as tmp,
+        ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_pin, initargs=(cores,)) as pool,
+    ):
+        yield pool, Path(tmp)
+
+
 def _pin(cores) -> None:
     """Pool initializer: this worker takes one core of its own, one thread."""
     import torch
@@ -105,17 +123,7 @@ def main() -> None:
     )
     p.add_argument("--json", default=None, help="write every row and the summary here")
     args = p.parse_args()
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")
-    cores = ctx.Manager().Queue()
-    for c in sorted(os.sched_getaffinity(0))[: args.jobs]:
-        cores.put(c)
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-search-") as tmp,
-        ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_pin, initargs=(cores,)) as pool,
-    ):
-        tmp = Path(tmp)
+    with pinned_pool(args.jobs, "bench-search-") as (pool, tmp):
         searches = [
             pool.submit(one_search, c, s, args, tmp) for s in args.seeds for c in args.controllers
         ]

@@ -19,13 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import os
-import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from bench_search import LENET5_MACS, _pin, lenet, median
+from bench_search import LENET5_MACS, lenet, median, pinned_pool
 
 # name -> (stages, fully connected widths): a stage is ([(F, K, S) per conv], pool after it);
 # the name lists each stage's convs as F-K, then the FC widths before the classifier
@@ -96,15 +92,7 @@ def main() -> None:
     args = p.parse_args()
     for stages, fcs in LINES.values():  # every line is in the space and under the limit
         decode(stages, fcs)
-    ctx = mp.get_context("spawn")
-    cores = ctx.Manager().Queue()
-    for c in sorted(os.sched_getaffinity(0))[: args.jobs]:
-        cores.put(c)
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-ceiling-") as tmp,
-        ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_pin, initargs=(cores,)) as pool,
-    ):
-        tmp = Path(tmp)
+    with pinned_pool(args.jobs, "bench-ceiling-") as (pool, tmp):
         base = {s: pool.submit(lenet, s, args, tmp) for s in args.seeds}
         jobs = [pool.submit(train, n, s, args, tmp) for n in LINES for s in args.seeds]
         rows = [f.result() for f in jobs]
@@ -112,7 +100,9 @@ def main() -> None:
     lenet_med = median(list(base.values()))
     print(f"\nLeNet-5 ({LENET5_MACS:,} MACs), lenet recipe, test top-1 by seed: {base}, "
           f"median {lenet_med}")  # fmt: skip
-    print(f"{'line (stages | FC)':<32} {'MACs':>9} {'test % by seed':>20} {'median':>7}  vs LeNet-5")
+    print(
+        f"{'line (stages | FC)':<32} {'MACs':>9} {'test % by seed':>20} {'median':>7}  vs LeNet-5"
+    )
     summary = {}
     for name in LINES:
         mine = [r for r in rows if r["name"] == name]
