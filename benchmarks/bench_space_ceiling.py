@@ -11,8 +11,13 @@ the space by construction (filter sizes, counts and strides from its lists, P = 
 notes' fit rule), and its MACs are the space's arithmetic, checked against the limit. Nothing
 here is chosen on test: the lines were fixed before the run, and every one is reported.
 
-Rerun: ``python benchmarks/bench_space_ceiling.py [--seeds 0 1 2] [--jobs 2] [--json out.json]``
-(two trainings at a time, each pinned to its own core with one thread: about 10 minutes on 2 cores).
+``--lines unpadded`` trains instead LeNet-like lines outside the space, whose convolutions are
+unpadded (P = 0) as LeNet-5's are: whether a padding choice added to the space would help. Their
+MACs follow the notes' arithmetic, and every layer fits by the notes' rule.
+
+Rerun: ``python benchmarks/bench_space_ceiling.py [--lines space|unpadded] [--seeds 0 1 2]
+[--jobs 2] [--json out.json]`` (two trainings at a time, each pinned to its own core with one
+thread: about 10 minutes on 2 cores for the space's lines).
 """
 
 from __future__ import annotations
@@ -47,6 +52,53 @@ LINES = {
 }
 
 
+# the same form, convolutions unpadded (outside the space): LeNet-5's layout and its neighbours
+UNPADDED = {
+    "5-8 | 5-16 | fc120-84": ([([(5, 8, 1)], True), ([(5, 16, 1)], True)], [120, 84]),
+    "5-6 | 5-16 | fc256": ([([(5, 6, 1)], True), ([(5, 16, 1)], True)], [256]),
+    "5-8 | 5-16 | fc64": ([([(5, 8, 1)], True), ([(5, 16, 1)], True)], [64]),
+    "5-10 | 5-16 | fc32": ([([(5, 10, 1)], True), ([(5, 16, 1)], True)], [32]),
+}
+
+
+def unpadded(stages, fcs, input_size=(1, 28, 28), num_classes=10) -> tuple[str, int]:
+    """The line with P = 0 in every convolution, and its MACs by the notes' arithmetic."""
+    from convnet import arith
+
+    depth, h, w = input_size
+    parts, macs = [f"INPUT[{w}x{h}x{depth}]"], 0
+    for convs, pool in stages:
+        for f, k, s in convs:
+            if not (arith.fits(h, f, s, 0) and arith.fits(w, f, s, 0)):
+                raise SystemExit(f"CONV F={f} S={s} P=0 does not fit {h}x{w}")
+            h, w = arith.output_size(h, f, s, 0), arith.output_size(w, f, s, 0)
+            macs += arith.conv_macs(h, w, k, f, f, depth)
+            depth = k
+            parts += [f"CONV(F={f},S={s},P=0,K={k})", "RELU"]
+        if pool:
+            if not (arith.fits(h, 2, 2, 0) and arith.fits(w, 2, 2, 0)):
+                raise SystemExit(f"POOL does not fit {h}x{w}")
+            h, w = arith.output_size(h, 2, 2), arith.output_size(w, 2, 2)
+            parts.append("POOL")
+    n_in = depth * h * w
+    for width in fcs:
+        macs += arith.fc_macs(n_in, width)
+        parts += [f"FC-{width}", "RELU"]
+        n_in = width
+    macs += arith.fc_macs(n_in, num_classes)
+    if macs > LENET5_MACS:
+        raise SystemExit(f"{' -> '.join(parts)} is over the limit ({macs:,} MACs)")
+    return " -> ".join([*parts, f"FC-{num_classes}"]), macs
+
+
+def line_of(kind: str, name: str) -> tuple[str, int]:
+    """(line, MACs) of a named line: decoded by the space, or written unpadded."""
+    if kind == "space":
+        child = decode(*LINES[name])
+        return child.text, child.macs
+    return unpadded(*UNPADDED[name])
+
+
 def decode(stages, fcs, input_size=(1, 28, 28), num_classes=10):
     """The space's decisions for ``stages`` and ``fcs``, decoded: the space's own line and MACs."""
     from convnet.search import PatternSpace
@@ -68,19 +120,24 @@ def decode(stages, fcs, input_size=(1, 28, 28), num_classes=10):
 def train(name: str, seed: int, args, tmp: Path) -> dict:
     from convnet.train import fit, recipe
 
-    child = decode(*LINES[name])
+    text, macs = line_of(args.lines, name)
     extra = {"epochs": args.final_epochs} if args.final_epochs else {}
-    out = tmp / f"line{list(LINES).index(name)}-{seed}"
+    out = tmp / f"line{list(CHOICES[args.lines]).index(name)}-{seed}"
     cfg = recipe("lenet", seed=seed, out=str(out), progress=False, **extra)
-    r = fit(child.text, args.data, cfg)
-    row = {"name": name, "seed": seed, "line": child.text, "macs": child.macs,
+    r = fit(text, args.data, cfg)
+    row = {"name": name, "seed": seed, "line": text, "macs": macs,
            "val_top1": r["val_top1"], "test_top1": r["test_top1"]}  # fmt: skip
     print(json.dumps(row), flush=True)
     return row
 
 
+CHOICES = {"space": LINES, "unpadded": UNPADDED}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--lines", default="space", choices=tuple(CHOICES),
+                   help="the space's lines, or unpadded ones outside it (default: space)")  # fmt: skip
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="(default: 0 1 2)")
     p.add_argument("--data", default="mnist-sample", help="(default: mnist-sample)")
     p.add_argument("--final-epochs", type=int, default=None,
@@ -90,11 +147,12 @@ def main() -> None:
     )
     p.add_argument("--json", default=None, help="write every row and the summary here")
     args = p.parse_args()
-    for stages, fcs in LINES.values():  # every line is in the space and under the limit
-        decode(stages, fcs)
+    lines = CHOICES[args.lines]
+    for name in lines:  # every line fits and is under the limit (the space's: in the space)
+        line_of(args.lines, name)
     with pinned_pool(args.jobs, "bench-ceiling-") as (pool, tmp):
         base = {s: pool.submit(lenet, s, args, tmp) for s in args.seeds}
-        jobs = [pool.submit(train, n, s, args, tmp) for n in LINES for s in args.seeds]
+        jobs = [pool.submit(train, n, s, args, tmp) for n in lines for s in args.seeds]
         rows = [f.result() for f in jobs]
         base = {s: f.result() for s, f in base.items()}
     lenet_med = median(list(base.values()))
@@ -104,7 +162,7 @@ def main() -> None:
         f"{'line (stages | FC)':<32} {'MACs':>9} {'test % by seed':>20} {'median':>7}  vs LeNet-5"
     )
     summary = {}
-    for name in LINES:
+    for name in lines:
         mine = [r for r in rows if r["name"] == name]
         tests = [r["test_top1"] for r in mine]
         med = median(tests)
