@@ -182,7 +182,7 @@ def test_svm_fit_reaches_the_minimum_of_an_independent_optimizer() -> None:
     best = float("inf")
     for t in range(2000):
         loss = objective(w, b)
-        best = min(best, float(loss))
+        best = min(best, float(loss.detach()))
         w.grad = b.grad = None
         loss.backward()
         with torch.no_grad():

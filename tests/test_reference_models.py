@@ -259,6 +259,10 @@ def test_a_net_ending_in_softmax_converts_and_trains_on_its_scores():
         (nn.Conv2d(1, 1, 2, padding="same"), "pads unevenly"),
     ],
 )
+@pytest.mark.filterwarnings(  # torch's own warnings about these options, as the layers run
+    "ignore:Implicit dimension choice for softmax:UserWarning",
+    "ignore:Using padding='same' with even kernel:UserWarning",
+)
 def test_unsupported_layer_options_are_named(module, message):
     # each refusal names the layer's option and what to do instead
     with pytest.raises(ConversionError, match=message):
