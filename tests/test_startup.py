@@ -116,6 +116,32 @@ def test_the_plain_table_is_rich_s_layout(monkeypatch) -> None:
     assert "\nlayer1 (Sequential)\n  0 (BasicBlock)\n" in plain and "11,689,512" in plain
 
 
+def test_a_narrow_table_leaves_columns_out_instead_of_cutting_numbers(monkeypatch) -> None:
+    """Narrower than the table, whole columns go (F S P first, then the receptive field) with a
+    line naming them; no cell is cut short by an ellipsis. Rich's layout gives the same text."""
+    from convnet.analysis import report
+
+    s = convnet.summary("vgg16")
+    wide, narrow = s.render("table", width=200), s.render("table", width=120)
+    assert "F S P" in wide and "left out" not in wide
+    table = narrow.split("\nParameters:")[0].splitlines()
+    assert table[1].split() == [
+        *"Layer Type Output Activations Memory Weights Biases".split(),
+        "MACs",
+    ]
+    assert "F=3 S=1 P=1" not in narrow and "…" not in narrow
+    assert max(len(line) for line in table[:-1]) <= 120
+    assert table[-1] == (
+        "(left out to fit 120 columns: F S P, RF size /jump @start; a wider terminal or "
+        "--format csv shows them)"
+    )
+    row = next(line for line in table if line.lstrip().startswith("0 ") and "Conv2d" in line)
+    # conv1_1 of the notes' table: 224x224x64 = 3,211,264 activations, 12.8 MB, 1,728 weights
+    assert row.split()[2:7] == ["224x224x64", "3,211,264", "12.8", "MB", "1,728"]
+    monkeypatch.setattr(report, "_plain_table", lambda *args: None)
+    assert s.render("table", width=120) == narrow
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     n=st.integers(4, 13),

@@ -69,6 +69,10 @@ HEADERS = [
     "MACs",
     "RF size /jump @start",
 ]
+NUMERIC = {"Output", "Activations", "Memory", "Weights", "Biases", "MACs"}  # right-justified
+# Left out in this order where the table is wider than the terminal: a number cut short by an
+# ellipsis ("12.8 …") reads as another number, so whole columns go instead.
+OPTIONAL = ("F S P", "RF size /jump @start", "Biases", "Activations")
 
 
 def totals_lines(s: Summary) -> list[str]:
@@ -132,8 +136,29 @@ def _group_rows(s: Summary) -> list[tuple[str, list[str] | None, int]]:
     return out
 
 
+def _table_rows(grouped: list[tuple[str, list[str] | None, int]]) -> list[list[str]]:
+    """The header and one row of cells per line of the table (a group's line: its label)."""
+    rows = [list(HEADERS)]
+    rows += [
+        ["  " * d + label, *(cells or [""] * (len(HEADERS) - 1))] for label, cells, d in grouped
+    ]
+    return rows
+
+
+def _columns_that_fit(rows: list[list[str]], width: int) -> list[int]:
+    """Indices of the columns to show: all, or without OPTIONAL ones, in order, until the table
+    (each column as wide as its widest cell, two spaces apart) fits ``width``."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
+    keep = list(range(len(HEADERS)))
+    for name in OPTIONAL:
+        if sum(widths[i] for i in keep) + 2 * (len(keep) - 1) <= width:
+            break
+        keep.remove(HEADERS.index(name))
+    return keep
+
+
 def _plain_table(
-    title: str, grouped: list[tuple[str, list[str] | None, int]], width: int
+    title: str, rows: list[list[str]], keep: list[int], width: int
 ) -> list[str] | None:
     """The lines rich prints for the summary's borderless table, without rich's layout engine.
 
@@ -142,23 +167,18 @@ def _plain_table(
     spaces apart, the title on its own line. None where rich's wrapping or markup would change
     the text (too wide, a title longer than the table, brackets, non-ASCII): render with rich.
     """
-    rows = [list(HEADERS)]
-    rows += [
-        ["  " * d + label, *(cells or [""] * (len(HEADERS) - 1))] for label, cells, d in grouped
-    ]
+    rows = [[row[i] for i in keep] for row in rows]
     texts = [title, *(c for row in rows for c in row)]
     if any("[" in t or not t.isascii() for t in texts):
         return None
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(keep))]
     table_width = sum(widths) + 2 * (len(widths) - 1)
     if table_width > width or len(title) > table_width:
         return None
-    right = range(3, 9)  # the numeric columns
+    right = [HEADERS[i] in NUMERIC for i in keep]
     lines = [title]
     for row in rows:
-        cells = [
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))
-        ]
+        cells = [c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right)]
         lines.append("  ".join(cells))
     return lines
 
@@ -218,23 +238,34 @@ def render(s: Summary, fmt: str = "table", width: int | None = None) -> str:
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     grouped = _group_rows(s)
-    plain = _plain_table(head, grouped, width or 160)
+    width = width or 160
+    rows = _table_rows(grouped)
+    keep = _columns_that_fit(rows, width)
+    left_out = [h for i, h in enumerate(HEADERS) if i not in keep]
+    notes = [
+        f"(left out to fit {width} columns: {', '.join(left_out)}; a wider terminal or "
+        "--format csv shows them)"
+    ] * bool(left_out)
+    plain = _plain_table(head, rows, keep, width)
     if plain is not None:
-        lines = [*plain, *totals_lines(s), *(f"warning: {w}" for w in s.warnings)]
+        lines = [*plain, *notes, *totals_lines(s), *(f"warning: {w}" for w in s.warnings)]
         return "\n".join(line.rstrip() for line in lines) + "\n"
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=head, title_justify="left", header_style="bold", box=None, pad_edge=False)
-    for i, h in enumerate(HEADERS):
-        table.add_column(h, justify="right" if 3 <= i <= 8 else "left", no_wrap=i != 2)
-    for label, cells, depth in grouped:
+    for i in keep:
+        right = HEADERS[i] in NUMERIC
+        table.add_column(HEADERS[i], justify="right" if right else "left", no_wrap=i != 2)
+    for (label, cells, depth), row in zip(grouped, rows[1:]):
         if cells is None:
             table.add_row("  " * depth + f"[bold]{label}[/bold]")
         else:
-            table.add_row("  " * depth + label, *cells)
-    console = Console(width=width or 160, record=True, file=io.StringIO(), color_system=None)
+            table.add_row(*(row[i] for i in keep))
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
     console.print(table)
+    for line in notes:
+        console.print(line, highlight=False, soft_wrap=True)
     for line in totals_lines(s):
         console.print(line, highlight=False, soft_wrap=True)
     for w in s.warnings:
