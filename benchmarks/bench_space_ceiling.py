@@ -13,7 +13,8 @@ here is chosen on test: the lines were fixed before the run, and every one is re
 
 ``--lines unpadded`` trains instead LeNet-like lines outside the space, whose convolutions are
 unpadded (P = 0) as LeNet-5's are: whether a padding choice added to the space would help. Their
-MACs follow the notes' arithmetic, and every layer fits by the notes' rule.
+MACs are convnet's summary of the built line, which checks that every layer fits by the notes'
+rule.
 
 Rerun: ``python benchmarks/bench_space_ceiling.py [--lines space|unpadded] [--seeds 0 1 2]
 [--jobs 2] [--json out.json]`` (two trainings at a time, each pinned to its own core with one
@@ -62,33 +63,23 @@ UNPADDED = {
 
 
 def unpadded(stages, fcs, input_size=(1, 28, 28), num_classes=10) -> tuple[str, int]:
-    """The line with P = 0 in every convolution, and its MACs by the notes' arithmetic."""
-    from convnet import arith
+    """The line with P = 0 in every convolution, and its MACs: convnet's summary of the built
+    line, strict, so a layer that does not fit by the notes' rule is an error."""
+    import convnet
+    from convnet.notation import build
 
     depth, h, w = input_size
-    parts, macs = [f"INPUT[{w}x{h}x{depth}]"], 0
+    parts = [f"INPUT[{w}x{h}x{depth}]"]
     for convs, pool in stages:
-        for f, k, s in convs:
-            if not (arith.fits(h, f, s, 0) and arith.fits(w, f, s, 0)):
-                raise SystemExit(f"CONV F={f} S={s} P=0 does not fit {h}x{w}")
-            h, w = arith.output_size(h, f, s, 0), arith.output_size(w, f, s, 0)
-            macs += arith.conv_macs(h, w, k, f, f, depth)
-            depth = k
-            parts += [f"CONV(F={f},S={s},P=0,K={k})", "RELU"]
-        if pool:
-            if not (arith.fits(h, 2, 2, 0) and arith.fits(w, 2, 2, 0)):
-                raise SystemExit(f"POOL does not fit {h}x{w}")
-            h, w = arith.output_size(h, 2, 2), arith.output_size(w, 2, 2)
-            parts.append("POOL")
-    n_in = depth * h * w
-    for width in fcs:
-        macs += arith.fc_macs(n_in, width)
-        parts += [f"FC-{width}", "RELU"]
-        n_in = width
-    macs += arith.fc_macs(n_in, num_classes)
+        parts += [p for f, k, s in convs for p in (f"CONV(F={f},S={s},P=0,K={k})", "RELU")]
+        parts += ["POOL"] * pool
+    parts += [p for width in fcs for p in (f"FC-{width}", "RELU")]
+    text = " -> ".join([*parts, f"FC-{num_classes}"])
+    model = build(text, device="meta")
+    macs = convnet.summary(model, input_size, training_memory=False, strict=True).totals["macs"]
     if macs > LENET5_MACS:
-        raise SystemExit(f"{' -> '.join(parts)} is over the limit ({macs:,} MACs)")
-    return " -> ".join([*parts, f"FC-{num_classes}"]), macs
+        raise SystemExit(f"{text} is over the limit ({macs:,} MACs)")
+    return text, macs
 
 
 def line_of(kind: str, name: str) -> tuple[str, int]:

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from convnet.search.controllers import BASELINE_DECAY, ENTROPY_WEIGHT, Reinforce
 from convnet.search.report import pareto_front
 from convnet.search.space import Decision, NasnetSpace, PatternSpace, SearchError
-from convnet.search.study import parse_budget, postgres_driver
+from convnet.search.study import parse_budget, postgres_driver, trial_val
 
 optuna = pytest.importorskip("optuna", reason="convnet[search] is not installed")
 
@@ -247,7 +247,7 @@ def test_max_macs_rejects_untrained_and_asha_halves_by_its_rule(tiny, tmp_path):
     assert all(row["macs"] <= limit for row in r["leaderboard"])
     # the leaderboard's order, written out: best validation top-1, then lower validation loss
     # (the child's best epoch's, as fit reports it), then fewer MACs
-    expect = sorted(children, key=lambda t: (-_val(t), t.user_attrs["val_loss"],
+    expect = sorted(children, key=lambda t: (-trial_val(t), t.user_attrs["val_loss"],
                                              t.user_attrs["macs"], t.number))  # fmt: skip
     assert [row["trial"] for row in r["leaderboard"]] == [t.number for t in expect]
     assert [row["val_loss"] for row in r["leaderboard"]] == [
@@ -257,11 +257,6 @@ def test_max_macs_rejects_untrained_and_asha_halves_by_its_rule(tiny, tmp_path):
     assert len(retrained) == 2
     best = max(retrained.values(), key=lambda v: v["val_top1"])["val_top1"]
     assert r["chosen"]["final_val_top1"] == best and r["chosen"]["trial"] in retrained
-
-
-def _val(t) -> float:
-    """A trained trial's validation top-1 in [0, 1]: its value, or a halved one's attribute."""
-    return t.values[0] if t.state.name == "COMPLETE" else t.user_attrs["val_top1"]
 
 
 def test_chosen_is_the_best_retrained_validation_then_lower_loss_then_fewer_macs():

@@ -242,10 +242,12 @@ def render(s: Summary, fmt: str = "table", width: int | None = None) -> str:
     rows = _table_rows(grouped)
     keep = _columns_that_fit(rows, width)
     left_out = [h for i, h in enumerate(HEADERS) if i not in keep]
-    notes = [
-        f"(left out to fit {width} columns: {', '.join(left_out)}; a wider terminal or "
-        "--format csv shows them)"
-    ] * bool(left_out)
+    notes = []
+    if left_out:
+        notes.append(
+            f"(left out to fit {width} columns: {', '.join(left_out)}; a wider terminal or "
+            "--format csv shows them)"
+        )
     plain = _plain_table(head, rows, keep, width)
     if plain is not None:
         lines = [*plain, *notes, *totals_lines(s), *(f"warning: {w}" for w in s.warnings)]
