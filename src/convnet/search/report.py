@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +121,8 @@ def print_leaderboard(rows: list[dict[str, Any]], c: dict[str, int], limit: int 
         ("s", "right"),
         ("test %", "right"),
     ):
-        table.add_column(col, justify=just, overflow="fold")
+        # a number never wraps (the line folds instead); the line folds at any character
+        table.add_column(col, justify=just, overflow="fold", no_wrap=col != "line")
     for r in rows[:limit]:
         table.add_row(
             str(r["rank"]),
@@ -133,7 +136,9 @@ def print_leaderboard(rows: list[dict[str, Any]], c: dict[str, int], limit: int 
             f"{r['seconds']:.1f}" if r["seconds"] is not None else "",
             f"{r['test_top1']:.2f}" if r["test_top1"] is not None else "",
         )
-    console = Console()
+    # a terminal's (or COLUMNS') width; piped or redirected without COLUMNS, 200 columns rather
+    # than rich's 80, which folded the lines to a few characters
+    console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
     console.print(table)
     console.print(", ".join(f"{v} {k}" for k, v in c.items() if v or k in ("trained", "invalid")))
 
